@@ -1,0 +1,31 @@
+namespace Postern.Smtp;
+
+/// <summary>
+/// What the server asks of the application. The server owns the protocol (syntax, order of
+/// commands, limits, TLS); the handler decides who may send what to whom, and where the message goes.
+/// Calls for one session never overlap.
+/// </summary>
+public interface ISmtpTransactionHandler
+{
+    /// <summary>MAIL FROM was well formed; accept (250) or refuse it.</summary>
+    ValueTask<SmtpReply> MailFromAsync(SmtpSessionInfo session, SmtpTransaction transaction, CancellationToken cancellationToken);
+
+    /// <summary>A well-formed RCPT TO. A positive reply adds the recipient to the transaction.</summary>
+    ValueTask<SmtpReply> RecipientAsync(SmtpSessionInfo session, SmtpTransaction transaction, SmtpAddress recipient, CancellationToken cancellationToken);
+
+    /// <summary>DATA or the first BDAT began: where the message content goes.</summary>
+    IMessageWriter BeginMessage(SmtpSessionInfo session, SmtpTransaction transaction);
+}
+
+/// <summary>
+/// Receives the content of one message, dot-unstuffed, exactly as the client sent it (CRLF line ends).
+/// Either <see cref="CompleteAsync"/> or <c>DisposeAsync</c> alone (abort) ends it.
+/// </summary>
+public interface IMessageWriter : IAsyncDisposable
+{
+    /// <summary>Append content. Called many times; the data is only valid during the call.</summary>
+    ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
+
+    /// <summary>All content received. The reply is the one sent for DATA / BDAT LAST; a 250 must mean the message is safe.</summary>
+    ValueTask<SmtpReply> CompleteAsync(CancellationToken cancellationToken);
+}
