@@ -1,0 +1,131 @@
+using System.Net;
+
+namespace Postern.Core.Configuration;
+
+/// <summary>Settings of one Postern node (configuration section "Postern").</summary>
+public sealed class PosternOptions
+{
+    public const string Section = "Postern";
+
+    /// <summary>Where the database, spool and certificates live.</summary>
+    public string DataDir { get; set; } = "postern-data";
+
+    /// <summary>Name in the greeting, Received headers and DSNs.</summary>
+    public string HostName { get; set; } = "postern.local";
+
+    /// <summary>The region this node serves: its certificate is the one offered to Microsoft 365.</summary>
+    public string Region { get; set; } = "us";
+
+    /// <summary>Product domain; region host names and certificate subjects derive from it.</summary>
+    public string ProductDomain { get; set; } = "postern.example";
+
+    /// <summary>Header prefix; the key and loop headers are {prefix}Key and {prefix}Loop.</summary>
+    public string HeaderPrefix { get; set; } = "X-Postern-";
+
+    public List<ListenerOptions> Listeners { get; set; } = [];
+
+    public SmtpLimitOptions Smtp { get; set; } = new();
+
+    public DeliveryOptions Delivery { get; set; } = new();
+
+    public DnsOptions Dns { get; set; } = new();
+
+    /// <summary>Certificates per region (PFX); a self-signed one is made on first start where none is given.</summary>
+    public Dictionary<string, CertificateOptions> Certificates { get; set; } = new();
+
+    /// <summary>How long a rotated relay key keeps working, so the Exchange Online rule can be updated.</summary>
+    public TimeSpan RelayKeyGracePeriod { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>More Received headers than this is a loop.</summary>
+    public int MaxReceivedHeaders { get; set; } = 30;
+
+    /// <summary>Checks that stop start-up with one line naming the setting.</summary>
+    public IEnumerable<string> Validate()
+    {
+        if (string.IsNullOrWhiteSpace(HostName))
+            yield return "Postern:HostName must not be empty";
+        if (!Tenants.Region.IsKnown(Region))
+            yield return $"Postern:Region '{Region}' is not one of au, eu, us";
+        if (Listeners.Count == 0)
+            yield return "Postern:Listeners must name at least one listener";
+        for (var i = 0; i < Listeners.Count; i++)
+        {
+            if (!IPEndPoint.TryParse(Listeners[i].EndPoint, out _))
+                yield return $"Postern:Listeners:{i}:EndPoint '{Listeners[i].EndPoint}' is not ADDRESS:PORT";
+        }
+        if (Delivery.RetryDelays.Count == 0 || Delivery.RetryDelays.Any(d => d <= TimeSpan.Zero))
+            yield return "Postern:Delivery:RetryDelays must list positive delays";
+        if (Delivery.MaxAge <= TimeSpan.Zero)
+            yield return $"Postern:Delivery:MaxAge '{Delivery.MaxAge}' must be positive";
+        if (Delivery.MaxConnectionsPerDestination < 1)
+            yield return $"Postern:Delivery:MaxConnectionsPerDestination '{Delivery.MaxConnectionsPerDestination}' must be at least 1";
+        foreach (var server in Dns.Servers)
+        {
+            if (!IPEndPoint.TryParse(server, out _) && !IPAddress.TryParse(server, out _))
+                yield return $"Postern:Dns:Servers '{server}' is not ADDRESS[:PORT]";
+        }
+        if (MaxReceivedHeaders < 1)
+            yield return $"Postern:MaxReceivedHeaders '{MaxReceivedHeaders}' must be at least 1";
+    }
+}
+
+public sealed class ListenerOptions
+{
+    public string Name { get; set; } = "m365";
+    public string EndPoint { get; set; } = "127.0.0.1:2525";
+
+    /// <summary>Refuse MAIL before STARTTLS (the Microsoft 365 connector always uses TLS).</summary>
+    public bool RequireTls { get; set; } = true;
+
+    /// <summary>Answer DATA only after the next hop accepted the message, so nothing rests only here.</summary>
+    public bool Handoff { get; set; }
+}
+
+public sealed class SmtpLimitOptions
+{
+    public long MaxMessageSize { get; set; } = 150L * 1024 * 1024;
+    public int MaxRecipients { get; set; } = 1000;
+    public int MaxConnectionsPerIp { get; set; } = 200;
+    public int MaxConnections { get; set; } = 5000;
+    public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
+    public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromMinutes(30);
+}
+
+public sealed class DeliveryOptions
+{
+    /// <summary>Refuse to deliver to a tenant's MTA without STARTTLS (Microsoft 365 connectors require TLS).</summary>
+    public bool RequireTls { get; set; } = true;
+
+    /// <summary>Check the next hop's certificate chain and name.</summary>
+    public bool ValidateServerCertificate { get; set; } = true;
+
+    /// <summary>Waits between attempts after a temporary failure; the last one repeats.</summary>
+    public List<TimeSpan> RetryDelays { get; set; } = [TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(15), TimeSpan.FromMinutes(30), TimeSpan.FromHours(1)];
+
+    /// <summary>After this long in the queue a message fails for good (bounce or trace).</summary>
+    public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(2);
+
+    public int MaxConnectionsPerDestination { get; set; } = 20;
+
+    /// <summary>Port used when delivering by MX (25 on the Internet; tests point it elsewhere).</summary>
+    public int MxPort { get; set; } = 25;
+
+    public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>How long a connection to a next hop is kept for reuse.</summary>
+    public TimeSpan IdleConnectionTimeout { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+public sealed class DnsOptions
+{
+    /// <summary>DNS servers (ADDRESS or ADDRESS:PORT); empty means the system resolver configuration.</summary>
+    public List<string> Servers { get; set; } = [];
+}
+
+public sealed class CertificateOptions
+{
+    public string Path { get; set; } = "";
+    public string? Password { get; set; }
+}
