@@ -109,14 +109,13 @@ public sealed class MessageSpool : IAsyncDisposable
         }
     }
 
-    /// <summary>The stored message bytes.</summary>
+    /// <summary>The stored message bytes, as a seekable stream.</summary>
     public Stream OpenBody(SpooledMessage message)
     {
         if (message.CachedBody is { } cached)
             return new MemoryStream(cached, writable: false);
         var stream = new FileStream(message.Segment.SegmentPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 64 * 1024);
-        stream.Position = message.BodyOffset;
-        return new BoundedReadStream(stream, message.BodyLength);
+        return new MimeKit.IO.BoundStream(stream, message.BodyOffset, message.BodyOffset + message.BodyLength, leaveOpen: false);
     }
 
     public async ValueTask DisposeAsync()

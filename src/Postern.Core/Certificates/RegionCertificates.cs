@@ -1,0 +1,71 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.Extensions.Logging;
+using Postern.Core.Configuration;
+using Postern.Core.Tenants;
+
+namespace Postern.Core.Certificates;
+
+/// <summary>
+/// The TLS certificate of each region (subject *.{region}.{product domain}): offered on STARTTLS to
+/// Microsoft 365 and presented as client certificate when delivering back. A configured PFX is used
+/// when given; otherwise a self-signed one is made once under the data directory.
+/// </summary>
+public sealed class RegionCertificates
+{
+    private readonly Dictionary<string, X509Certificate2> _certificates = new(StringComparer.Ordinal);
+
+    public RegionCertificates(PosternOptions options, ILogger<RegionCertificates> logger)
+    {
+        var directory = Path.Combine(options.DataDir, "certs");
+        foreach (var region in Region.All)
+        {
+            if (options.Certificates.TryGetValue(region, out var configured) && !string.IsNullOrEmpty(configured.Path))
+            {
+                _certificates[region] = Load(configured.Path, configured.Password, $"Postern:Certificates:{region}:Path");
+                continue;
+            }
+            var path = Path.Combine(directory, $"{region}.pfx");
+            if (!File.Exists(path))
+            {
+                Directory.CreateDirectory(directory);
+                var subject = $"*.{region}.{options.ProductDomain}";
+                File.WriteAllBytes(path, CreateSelfSigned(subject));
+                if (!OperatingSystem.IsWindows())
+                    File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                logger.LogWarning("Made a self-signed certificate for region {Region} ({Subject}) at {Path}; configure Postern:Certificates:{Region} for production",
+                    region, subject, path, region);
+            }
+            _certificates[region] = Load(path, null, path);
+        }
+    }
+
+    public X509Certificate2 For(string region) =>
+        _certificates.TryGetValue(region, out var certificate) ? certificate : throw new PosternException($"no certificate for region '{region}'");
+
+    private static X509Certificate2 Load(string path, string? password, string setting)
+    {
+        try
+        {
+            return X509CertificateLoader.LoadPkcs12FromFile(path, password, X509KeyStorageFlags.Exportable);
+        }
+        catch (Exception ex) when (ex is CryptographicException or IOException or UnauthorizedAccessException)
+        {
+            throw new PosternException($"{setting}: cannot load certificate '{path}': {ex.Message}");
+        }
+    }
+
+    private static byte[] CreateSelfSigned(string subject)
+    {
+        using var key = RSA.Create(2048);
+        var request = new CertificateRequest($"CN={subject}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+        var names = new SubjectAlternativeNameBuilder();
+        names.AddDnsName(subject);
+        request.CertificateExtensions.Add(names.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
+            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], critical: false));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, critical: true));
+        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(2));
+        return certificate.Export(X509ContentType.Pfx);
+    }
+}

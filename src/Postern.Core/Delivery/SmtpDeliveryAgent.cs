@@ -1,0 +1,283 @@
+using System.Collections.Concurrent;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Security.Cryptography.X509Certificates;
+using MailKit;
+using MailKit.Net.Smtp;
+using MailKit.Security;
+using Microsoft.Extensions.Logging;
+using MimeKit;
+using Postern.Core.Configuration;
+using Postern.Core.Tenants;
+
+namespace Postern.Core.Delivery;
+
+/// <summary>
+/// Delivers messages over SMTP with MailKit: the servers of a request in order, STARTTLS with the
+/// region certificate as client certificate, and connections kept open for reuse, at most
+/// <see cref="DeliveryOptions.MaxConnectionsPerDestination"/> to one destination at a time.
+/// </summary>
+public sealed class SmtpDeliveryAgent : IAsyncDisposable
+{
+    private readonly DeliveryOptions _options;
+    private readonly string _hostName;
+    private readonly ILogger _logger;
+    private readonly ConcurrentDictionary<string, DestinationPool> _pools = new();
+    private readonly Timer _sweeper;
+
+    public SmtpDeliveryAgent(PosternOptions options, ILogger<SmtpDeliveryAgent> logger)
+    {
+        _options = options.Delivery;
+        _hostName = options.HostName;
+        _logger = logger;
+        _sweeper = new Timer(_ => SweepIdle(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
+    }
+
+    public async Task<DeliveryReport> DeliverAsync(DeliveryRequest request, CancellationToken cancellationToken)
+    {
+        var servers = new List<ServerAttempt>();
+        foreach (var server in request.Servers)
+        {
+            var pool = _pools.GetOrAdd(PoolKey(server, request), _ => new DestinationPool(_options.MaxConnectionsPerDestination));
+            await pool.Slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            RelaySmtpClient? client = null;
+            try
+            {
+                try
+                {
+                    client = pool.TakeIdle() ?? await ConnectAsync(server, request, cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (IsConnectionFailure(ex))
+                {
+                    var reply = ConnectionFailureReply(ex);
+                    servers.Add(new ServerAttempt(server.ToString(), RecipientOutcome.Deferred, reply, request.Recipients));
+                    _logger.LogInformation("{QueueId}: cannot use {Server}: {Reply}; trying the next server", request.QueueId, server, reply);
+                    continue;
+                }
+                var (results, reusable) = await SendAsync(client, request, cancellationToken).ConfigureAwait(false);
+                var outcome = results.All(r => r.Outcome == RecipientOutcome.Delivered) ? RecipientOutcome.Delivered
+                    : results.Any(r => r.Outcome == RecipientOutcome.Deferred) ? RecipientOutcome.Deferred : RecipientOutcome.Failed;
+                servers.Add(new ServerAttempt(server.ToString(), outcome, Summary(results), request.Recipients));
+                if (reusable)
+                {
+                    pool.ReturnIdle(client);
+                    client = null;
+                }
+                return new DeliveryReport(results, servers);
+            }
+            finally
+            {
+                if (client is not null)
+                    await DisposeClientAsync(client).ConfigureAwait(false);
+                pool.Slots.Release();
+            }
+        }
+        var lastReply = servers.Count > 0 ? servers[^1].Reply : "no server to deliver to";
+        return new DeliveryReport(
+            request.Recipients.Select(r => new RecipientResult(r, RecipientOutcome.Deferred, "all servers failed; last: " + lastReply)).ToArray(),
+            servers);
+    }
+
+    private async Task<RelaySmtpClient> ConnectAsync(MtaAddress server, DeliveryRequest request, CancellationToken cancellationToken)
+    {
+        var client = new RelaySmtpClient
+        {
+            LocalDomain = _hostName,
+            Timeout = (int)_options.CommandTimeout.TotalMilliseconds,
+            SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+            CheckCertificateRevocation = false,
+            ClientCertificates = new X509CertificateCollection { request.ClientCertificate },
+        };
+        if (!_options.ValidateServerCertificate)
+            client.ServerCertificateValidationCallback = (_, _, _, _) => true;
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(_options.ConnectTimeout);
+        try
+        {
+            var tls = request.RequireTls ? SecureSocketOptions.StartTls : SecureSocketOptions.StartTlsWhenAvailable;
+            await client.ConnectAsync(server.Host, server.Port, tls, timeout.Token).ConfigureAwait(false);
+            return client;
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            client.Dispose();
+            throw new TimeoutException($"connection to {server} timed out after {_options.ConnectTimeout.TotalSeconds:0} s");
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+    }
+
+    private static async Task<(IReadOnlyList<RecipientResult> Results, bool Reusable)> SendAsync(RelaySmtpClient client, DeliveryRequest request, CancellationToken cancellationToken)
+    {
+        MimeMessage message;
+        await using (var stream = request.OpenMessage())
+            message = await MimeMessage.LoadAsync(stream, persistent: false, cancellationToken).ConfigureAwait(false);
+        for (var i = request.ExtraHeaders.Count - 1; i >= 0; i--)
+            message.Headers.Insert(0, new Header(request.ExtraHeaders[i].Key, request.ExtraHeaders[i].Value));
+
+        var recipients = new List<MailboxAddress>();
+        var results = new List<RecipientResult>();
+        foreach (var address in request.Recipients)
+        {
+            if (TryMailbox(address, out var mailbox))
+                recipients.Add(mailbox);
+            else
+                results.Add(new RecipientResult(address, RecipientOutcome.Failed, "553 5.1.3 Postern cannot send to this address"));
+        }
+        if (recipients.Count == 0)
+            return (results, true);
+        var sender = request.MailFrom.Length == 0 ? new MailboxAddress("", "") : TryMailbox(request.MailFrom, out var s) ? s : new MailboxAddress("", "");
+        client.Rejected.Clear();
+        try
+        {
+            var reply = await client.SendAsync(FormatOptions.Default, message, sender, recipients, cancellationToken).ConfigureAwait(false);
+            foreach (var mailbox in recipients)
+            {
+                if (client.Rejected.TryGetValue(mailbox.Address, out var rejected))
+                    results.Add(new RecipientResult(mailbox.Address, Classify(rejected.StatusCode), Format(rejected)));
+                else
+                    results.Add(new RecipientResult(mailbox.Address, RecipientOutcome.Delivered, "250 " + reply));
+            }
+            return (results, true);
+        }
+        catch (SmtpCommandException ex)
+        {
+            var outcome = Classify(ex.StatusCode);
+            foreach (var mailbox in recipients)
+            {
+                if (client.Rejected.TryGetValue(mailbox.Address, out var rejected))
+                    results.Add(new RecipientResult(mailbox.Address, Classify(rejected.StatusCode), Format(rejected)));
+                else
+                    results.Add(new RecipientResult(mailbox.Address, outcome, $"{(int)ex.StatusCode} {ex.Message}"));
+            }
+            return (results, false);
+        }
+        catch (Exception ex) when (ex is IOException or SmtpProtocolException or SocketException or TimeoutException or ServiceNotConnectedException)
+        {
+            foreach (var mailbox in recipients)
+                results.Add(new RecipientResult(mailbox.Address, RecipientOutcome.Deferred, "connection lost during the transaction: " + ex.Message));
+            return (results, false);
+        }
+    }
+
+    private static bool TryMailbox(string address, out MailboxAddress mailbox)
+    {
+        try
+        {
+            mailbox = new MailboxAddress("", address);
+            return true;
+        }
+        catch (ParseException)
+        {
+            mailbox = null!;
+            return false;
+        }
+    }
+
+    private static RecipientOutcome Classify(SmtpStatusCode code) =>
+        (int)code >= 500 ? RecipientOutcome.Failed : (int)code >= 400 ? RecipientOutcome.Deferred : RecipientOutcome.Delivered;
+
+    private static string Format(SmtpResponse response) => $"{(int)response.StatusCode} {response.Response}";
+
+    private static string Summary(IReadOnlyList<RecipientResult> results) =>
+        string.Join("; ", results.GroupBy(r => r.Reply).Select(g => g.Count() == results.Count ? g.Key : $"{g.Key} ({g.Count()})"));
+
+    private static bool IsConnectionFailure(Exception ex) =>
+        ex is SocketException or TimeoutException or IOException or SslHandshakeException or SmtpProtocolException
+            or SmtpCommandException or NotSupportedException or System.Security.Authentication.AuthenticationException;
+
+    private static string ConnectionFailureReply(Exception ex) => ex switch
+    {
+        NotSupportedException => "STARTTLS required but not offered",
+        SslHandshakeException => "TLS handshake failed: " + ex.Message.Split('\n')[0],
+        SmtpCommandException c => $"{(int)c.StatusCode} {c.Message}",
+        SocketException s => $"connection failed: {s.SocketErrorCode}",
+        _ => ex.Message.Split('\n')[0],
+    };
+
+    private string PoolKey(MtaAddress server, DeliveryRequest request) =>
+        $"{server}|{request.RequireTls}|{request.ClientCertificate.Thumbprint}";
+
+    private void SweepIdle()
+    {
+        var cutoff = DateTime.UtcNow - _options.IdleConnectionTimeout;
+        foreach (var pool in _pools.Values)
+            foreach (var client in pool.TakeExpired(cutoff))
+                _ = DisposeClientAsync(client);
+    }
+
+    private static async Task DisposeClientAsync(RelaySmtpClient client)
+    {
+        try
+        {
+            if (client.IsConnected)
+            {
+                using var quit = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                await client.DisconnectAsync(true, quit.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception)
+        {
+            // The connection is going away either way.
+        }
+        client.Dispose();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _sweeper.DisposeAsync().ConfigureAwait(false);
+        foreach (var pool in _pools.Values)
+            foreach (var client in pool.TakeExpired(DateTime.MaxValue))
+                await DisposeClientAsync(client).ConfigureAwait(false);
+    }
+
+    /// <summary>Connections to one destination: a cap on how many are busy, and the idle ones kept for reuse.</summary>
+    private sealed class DestinationPool(int maxConnections)
+    {
+        private readonly ConcurrentStack<(RelaySmtpClient Client, DateTime Since)> _idle = new();
+
+        public SemaphoreSlim Slots { get; } = new(maxConnections, maxConnections);
+
+        public RelaySmtpClient? TakeIdle()
+        {
+            while (_idle.TryPop(out var entry))
+            {
+                if (entry.Client.IsConnected)
+                    return entry.Client;
+                entry.Client.Dispose();
+            }
+            return null;
+        }
+
+        public void ReturnIdle(RelaySmtpClient client) => _idle.Push((client, DateTime.UtcNow));
+
+        public List<RelaySmtpClient> TakeExpired(DateTime cutoff)
+        {
+            var keep = new List<(RelaySmtpClient, DateTime)>();
+            var expired = new List<RelaySmtpClient>();
+            while (_idle.TryPop(out var entry))
+            {
+                if (entry.Since < cutoff || !entry.Client.IsConnected)
+                    expired.Add(entry.Client);
+                else
+                    keep.Add(entry);
+            }
+            foreach (var entry in keep)
+                _idle.Push(entry);
+            return expired;
+        }
+    }
+
+    /// <summary>MailKit's client, remembering rejected recipients instead of failing the whole send.</summary>
+    private sealed class RelaySmtpClient : SmtpClient
+    {
+        public Dictionary<string, SmtpResponse> Rejected { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+        protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
+            Rejected[mailbox.Address] = response;
+    }
+}
