@@ -1,0 +1,262 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Postern.Core.Scanning;
+using Postern.Core.Spool;
+using Postern.Core.Tenants;
+using Postern.Core.Trace;
+using Postern.Smtp;
+
+namespace Postern.Core.Relay;
+
+/// <summary>
+/// Collects one message's content and, at the end of DATA, decides its fate: authenticate the
+/// tenant by X-Postern-Key (then remove it), refuse loops, scan, make it durable, answer.
+/// </summary>
+internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSessionInfo session, SmtpTransaction transaction, MessageContent content)
+    : IMessageWriter
+{
+    /// <summary>Header sections larger than this are refused; real ones are a few KB.</summary>
+    private const int MaxHeaderSection = 1024 * 1024;
+
+    public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
+        content.WriteAsync(data, cancellationToken);
+
+    public async ValueTask<SmtpReply> CompleteAsync(CancellationToken cancellationToken)
+    {
+        var options = relay.Options;
+        var prefixLength = (int)Math.Min(content.Length, MaxHeaderSection);
+        var prefix = ArrayPool<byte>.Shared.Rent(Math.Max(prefixLength, 1));
+        try
+        {
+            content.CopyPrefix(prefix.AsSpan(0, prefixLength));
+            var headers = HeaderSection.Parse(prefix.AsSpan(0, prefixLength), complete: content.Length <= MaxHeaderSection);
+            if (headers is null)
+                return Refuse(null, new SmtpReply(554, "5.6.0", "Header section too large"), "header section over 1 MB");
+
+            var hops = headers.Count("Received");
+            if (hops > options.MaxReceivedHeaders)
+                return Refuse(headers, new SmtpReply(554, "5.4.6", $"Mail loop detected: {hops} Received headers (limit {options.MaxReceivedHeaders})"), $"loop: {hops} hops");
+
+            var table = relay.Routing.Current;
+            var keyHeader = options.HeaderPrefix + "Key";
+            var keys = headers.Values(keyHeader).Distinct(StringComparer.Ordinal).ToArray();
+            if (keys.Length == 0)
+                return Refuse(headers, new SmtpReply(550, "5.7.1", $"Relaying denied: no {keyHeader} header (is the Exchange Online rule setting it?)"), "relay key missing");
+            if (keys.Length > 1)
+                return Refuse(headers, new SmtpReply(550, "5.7.1", $"Relaying denied: conflicting {keyHeader} headers"), "several relay keys");
+
+            var tenant = Authenticate(table, RelayKey.Hash(keys[0]));
+            if (tenant is null)
+                return Refuse(headers, new SmtpReply(550, "5.7.1", "Relaying denied: the relay key is not valid for these recipients"), "relay key not valid");
+
+            var loopHeader = options.HeaderPrefix + "Loop";
+            if (headers.Values(loopHeader).Any(token => token == tenant.LoopToken || (tenant.PreviousLoopToken is { } previous && token == previous)))
+                return Refuse(headers, new SmtpReply(554, "5.4.6", "Mail loop detected: this message already passed through Postern for this tenant"), "loop: tenant loop token present", tenant);
+
+            var recipients = Route(table, tenant, out var routeError);
+            if (recipients is null)
+                return Refuse(headers, routeError!, "recipient not allowed for tenant", tenant);
+
+            var envelope = new Envelope
+            {
+                QueueId = QueueId.New(),
+                ReceivedAt = DateTimeOffset.UtcNow,
+                TenantId = tenant.Id,
+                MailFrom = transaction.From.Address,
+                Recipients = recipients,
+                Client = session.RemoteEndPoint.Address.ToString(),
+                HeloName = session.HeloName,
+                Subject = DecodeSubject(headers),
+                MessageId = headers.Values("Message-ID").FirstOrDefault(),
+                SmtpUtf8 = transaction.SmtpUtf8,
+            };
+
+            var verdict = await relay.Scanner.ScanAsync(envelope, content, cancellationToken).ConfigureAwait(false);
+            if (verdict.Action != ScanAction.Deliver)
+            {
+                var reply = verdict.Reply ?? new SmtpReply(verdict.Action == ScanAction.Defer ? 451 : 550, verdict.Action == ScanAction.Defer ? "4.7.0" : "5.7.1", verdict.Reason);
+                return Refuse(headers, reply, verdict.Reason, tenant);
+            }
+
+            var head = BuildHead(envelope, headers, prefix.AsSpan(0, headers.Length), keyHeader);
+            if (session.Listener.Handoff)
+                return await HandOffAsync(envelope, head, headers.Length, cancellationToken).ConfigureAwait(false);
+
+            SpooledMessage stored;
+            try
+            {
+                stored = await relay.Spool.AppendAsync(envelope, head, content, headers.Length, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex)
+            {
+                relay.Logger.LogError(ex, "{Session}: could not spool a message", session.SessionId);
+                return new SmtpReply(451, "4.3.0", "Could not store the message; please try again later");
+            }
+            relay.Trace.Write(new MessageReceived(envelope, stored.BodyLength, MessageStates.Queued, "accepted"));
+            relay.Scheduler.Enqueue(stored);
+            relay.Logger.LogInformation("{QueueId}: accepted from {Client} for tenant {Tenant}, {Direction}, {Recipients} recipients, {Size} bytes",
+                envelope.QueueId, envelope.Client, tenant.Name, envelope.Direction, recipients.Count, stored.BodyLength);
+            return new SmtpReply(250, "2.0.0", $"Ok: queued as {envelope.QueueId}");
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(prefix);
+            content.Dispose();
+        }
+    }
+
+    public ValueTask DisposeAsync()
+    {
+        content.Dispose();
+        return ValueTask.CompletedTask;
+    }
+
+    /// <summary>The tenant whose current (or still valid previous) key matches, among the tenants this envelope involves.</summary>
+    private Tenant? Authenticate(RoutingTable table, byte[] keyHash)
+    {
+        var candidates = new List<Tenant>();
+        if (RecipientPolicy.SenderTenant(table, transaction.From) is { } sender)
+            candidates.Add(sender);
+        foreach (var recipient in transaction.Recipients)
+            if (DomainName.Normalize(recipient.Domain) is { } domain && table.OwnerOf(domain) is { } owner && !candidates.Contains(owner))
+                candidates.Add(owner);
+        var now = DateTimeOffset.UtcNow;
+        Tenant? match = null;
+        foreach (var tenant in candidates)
+        {
+            // Compare against every candidate so timing does not tell which tenant matched.
+            var current = RelayKey.Matches(keyHash, tenant.RelayKeyHash);
+            var previous = tenant.PreviousRelayKeyExpires > now && RelayKey.Matches(keyHash, tenant.PreviousRelayKeyHash);
+            if ((current | previous) && match is null)
+                match = tenant;
+        }
+        return match;
+    }
+
+    /// <summary>Where each recipient goes for this tenant; null (with the refusal) when one is not the tenant's to send.</summary>
+    private List<EnvelopeRecipient>? Route(RoutingTable table, Tenant tenant, out SmtpReply? error)
+    {
+        error = null;
+        var senderIsTenant = RecipientPolicy.SenderTenant(table, transaction.From)?.Id == tenant.Id;
+        var result = new List<EnvelopeRecipient>(transaction.Recipients.Count);
+        foreach (var recipient in transaction.Recipients)
+        {
+            var domain = DomainName.Normalize(recipient.Domain);
+            if (domain is not null && table.OwnerOf(domain)?.Id == tenant.Id)
+            {
+                result.Add(new EnvelopeRecipient(recipient.LocalPart + "@" + domain, RecipientRoute.Tenant));
+                continue;
+            }
+            if (domain is null || !senderIsTenant || tenant.Outbound == OutboundMode.Off)
+            {
+                error = new SmtpReply(550, "5.7.1", $"Relaying denied: <{recipient.Address}> is not a recipient tenant '{tenant.Name}' may send to through Postern");
+                return null;
+            }
+            var route = tenant.Outbound == OutboundMode.ViaM365 ? RecipientRoute.ViaM365 : RecipientRoute.Mx;
+            result.Add(new EnvelopeRecipient(recipient.LocalPart + "@" + domain, route));
+        }
+        return result;
+    }
+
+    /// <summary>Postern's Received line, then the original header section without the relay key.</summary>
+    private byte[] BuildHead(Envelope envelope, HeaderSection headers, ReadOnlySpan<byte> section, string keyHeader)
+    {
+        var received = ReceivedLine(envelope);
+        var output = new byte[received.Length + section.Length];
+        received.CopyTo(output, 0);
+        var at = received.Length;
+        var from = 0;
+        foreach (var header in headers.Headers)
+        {
+            if (!header.Name.Equals(keyHeader, StringComparison.OrdinalIgnoreCase))
+                continue;
+            section[from..header.Start].CopyTo(output.AsSpan(at));
+            at += header.Start - from;
+            from = header.End;
+        }
+        section[from..].CopyTo(output.AsSpan(at));
+        at += section.Length - from;
+        return output.AsSpan(0, at).ToArray();
+    }
+
+    private byte[] ReceivedLine(Envelope envelope)
+    {
+        var protocol = (transaction.SmtpUtf8 ? "UTF8SMTP" : session.IsExtended ? "ESMTP" : "SMTP") + (session.IsTls ? "S" : "");
+        var tls = session.IsTls ? $"\r\n\t(using {session.TlsProtocol} with cipher {session.TlsCipher})" : "";
+        var helo = Sanitize(session.HeloName ?? "unknown");
+        var forClause = envelope.Recipients.Count == 1 ? $"\r\n\tfor <{Sanitize(envelope.Recipients[0].Address)}>" : "";
+        var date = envelope.ReceivedAt.ToString("ddd, dd MMM yyyy HH:mm:ss +0000", CultureInfo.InvariantCulture);
+        var line = $"Received: from {helo} ([{session.RemoteEndPoint.Address}]){tls}\r\n\tby {relay.Options.HostName} (Postern) with {protocol} id {envelope.QueueId}{forClause};\r\n\t{date}\r\n";
+        return Encoding.UTF8.GetBytes(line);
+    }
+
+    private static string Sanitize(string value) =>
+        new(value.Where(c => c > ' ' && c != '(' && c != ')' && c != ';' && c < 127 || c > 127).Take(255).ToArray());
+
+    private static string? DecodeSubject(HeaderSection headers)
+    {
+        var raw = headers.Values("Subject").FirstOrDefault();
+        if (raw is null)
+            return null;
+        var decoded = MimeKit.Utils.Rfc2047.DecodeText(Encoding.UTF8.GetBytes(raw));
+        return decoded.Length > 500 ? decoded[..500] : decoded;
+    }
+
+    private async Task<SmtpReply> HandOffAsync(Envelope envelope, byte[] head, int contentOffset, CancellationToken cancellationToken)
+    {
+        var bodyLength = head.Length + content.Length - contentOffset;
+        Stream Open()
+        {
+            var stream = new MemoryStream((int)Math.Min(bodyLength, int.MaxValue));
+            stream.Write(head);
+            using (var rest = content.OpenRead(contentOffset))
+                rest.CopyTo(stream);
+            stream.Position = 0;
+            return stream;
+        }
+        var results = await relay.Scheduler.DeliverNowAsync(envelope, Open, cancellationToken).ConfigureAwait(false);
+        relay.Trace.Write(new MessageReceived(envelope, bodyLength, MessageStates.Queued, "handoff"));
+        if (results.All(r => r.Result.Outcome == Delivery.RecipientOutcome.Delivered))
+        {
+            relay.Trace.Write(new MessageStateChanged(envelope.QueueId, DateTimeOffset.UtcNow, MessageStates.Delivered, results[^1].Result.Reply));
+            return new SmtpReply(250, "2.0.0", $"Ok: delivered as {envelope.QueueId}");
+        }
+        if (results.Any(r => r.Result.Outcome == Delivery.RecipientOutcome.Delivered))
+        {
+            // Some recipients have it already: queue the rest rather than make the client send everyone a duplicate.
+            var done = results.Where(r => r.Result.Outcome != Delivery.RecipientOutcome.Deferred).Select(r => r.Index).ToArray();
+            var stored = await relay.Spool.AppendAsync(envelope, head, content, contentOffset, cancellationToken).ConfigureAwait(false);
+            relay.Spool.Finish(stored, done);
+            relay.Scheduler.Enqueue(stored);
+            return new SmtpReply(250, "2.0.0", $"Ok: queued as {envelope.QueueId} (partly delivered)");
+        }
+        var first = results[0].Result;
+        relay.Trace.Write(new MessageStateChanged(envelope.QueueId, DateTimeOffset.UtcNow, MessageStates.Refused, first.Reply));
+        return first.Outcome == Delivery.RecipientOutcome.Failed
+            ? new SmtpReply(554, "5.4.0", $"Next hop refused the message: {Truncate(first.Reply)}")
+            : new SmtpReply(451, "4.4.1", $"Next hop did not accept the message; try again later: {Truncate(first.Reply)}");
+    }
+
+    private static string Truncate(string text) => text.Length > 200 ? text[..200] : text.Replace("\r", " ").Replace("\n", " ");
+
+    private SmtpReply Refuse(HeaderSection? headers, SmtpReply reply, string reason, Tenant? tenant = null)
+    {
+        var envelope = new Envelope
+        {
+            QueueId = QueueId.New(),
+            ReceivedAt = DateTimeOffset.UtcNow,
+            TenantId = tenant?.Id ?? Guid.Empty,
+            MailFrom = transaction.From.Address,
+            Recipients = transaction.Recipients.Select(r => new EnvelopeRecipient(r.Address, RecipientRoute.Tenant)).ToArray(),
+            Client = session.RemoteEndPoint.Address.ToString(),
+            HeloName = session.HeloName,
+            Subject = headers is null ? null : DecodeSubject(headers),
+            MessageId = headers?.Values("Message-ID").FirstOrDefault(),
+        };
+        relay.Trace.Write(new MessageReceived(envelope, content.Length, MessageStates.Refused, $"{reply.Code} {reply.EnhancedCode} {reason}"));
+        relay.Logger.LogInformation("{QueueId}: refused from {Client}: {Code} {Reason}", envelope.QueueId, envelope.Client, reply.Code, reason);
+        return reply;
+    }
+}
