@@ -36,8 +36,21 @@ public sealed class PosternOptions
     /// <summary>How long a rotated relay key keeps working, so the Exchange Online rule can be updated.</summary>
     public TimeSpan RelayKeyGracePeriod { get; set; } = TimeSpan.FromHours(24);
 
+    /// <summary>Least severe log level written.</summary>
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; set; } = Microsoft.Extensions.Logging.LogLevel.Information;
+
     /// <summary>More Received headers than this is a loop.</summary>
     public int MaxReceivedHeaders { get; set; } = 30;
+
+    /// <summary>Fills list settings left empty by the configuration (the binder appends to lists, so defaults go in after binding).</summary>
+    public PosternOptions ApplyDefaults()
+    {
+        if (Listeners.Count == 0)
+            Listeners.Add(new ListenerOptions());
+        if (Delivery.RetryDelays.Count == 0)
+            Delivery.RetryDelays.AddRange(DeliveryOptions.DefaultRetryDelays);
+        return this;
+    }
 
     /// <summary>Checks that stop start-up with one line naming the setting.</summary>
     public IEnumerable<string> Validate()
@@ -100,7 +113,11 @@ public sealed class DeliveryOptions
     public bool ValidateServerCertificate { get; set; } = true;
 
     /// <summary>Waits between attempts after a temporary failure; the last one repeats.</summary>
-    public List<TimeSpan> RetryDelays { get; set; } = [TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(15), TimeSpan.FromMinutes(30), TimeSpan.FromHours(1)];
+    /// <remarks>Empty until <see cref="PosternOptions.ApplyDefaults"/>: the configuration binder appends to lists.</remarks>
+    public List<TimeSpan> RetryDelays { get; set; } = [];
+
+    public static readonly IReadOnlyList<TimeSpan> DefaultRetryDelays =
+        [TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(5), TimeSpan.FromMinutes(15), TimeSpan.FromMinutes(30), TimeSpan.FromHours(1)];
 
     /// <summary>After this long in the queue a message fails for good (bounce or trace).</summary>
     public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(2);

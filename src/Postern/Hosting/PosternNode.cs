@@ -1,0 +1,123 @@
+using System.Net;
+using Microsoft.Extensions.Logging;
+using Postern.Core.Certificates;
+using Postern.Core.Configuration;
+using Postern.Core.Delivery;
+using Postern.Core.Relay;
+using Postern.Core.Scanning;
+using Postern.Core.Spool;
+using Postern.Core.Storage;
+using Postern.Core.Trace;
+using Postern.Smtp;
+
+namespace Postern.Hosting;
+
+/// <summary>
+/// One running relay node: SMTP in → relay handler → spool → delivery, plus the watchers that
+/// bring configuration changes and queue requests from the CLI into the running process.
+/// </summary>
+public sealed class PosternNode : IAsyncDisposable
+{
+    private readonly PosternOptions _options;
+    private readonly ILoggerFactory _loggerFactory;
+    private readonly ILogger _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly List<Task> _background = new();
+    private PosternDatabase? _database;
+    private TraceWriter? _trace;
+    private MessageSpool? _spool;
+    private SmtpDeliveryAgent? _agent;
+    private DeliveryScheduler? _scheduler;
+    private SmtpServer? _server;
+
+    public PosternNode(PosternOptions options, ILoggerFactory loggerFactory)
+    {
+        _options = options;
+        _loggerFactory = loggerFactory;
+        _logger = loggerFactory.CreateLogger<PosternNode>();
+    }
+
+    public IReadOnlyList<IPEndPoint> EndPoints => _server?.BoundEndPoints ?? [];
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        _database = new PosternDatabase(_options.DataDir);
+        var store = new TenantStore(_database);
+        var routing = new RoutingTableSource(store, _loggerFactory.CreateLogger<RoutingTableSource>());
+        routing.Load();
+        var certificates = new RegionCertificates(_options, _loggerFactory.CreateLogger<RegionCertificates>());
+        _trace = new TraceWriter(_database, _loggerFactory.CreateLogger<TraceWriter>());
+        _spool = new MessageSpool(Path.Combine(_options.DataDir, "spool"), _loggerFactory.CreateLogger<MessageSpool>());
+        var recovered = _spool.Recover();
+        _spool.Start();
+        _agent = new SmtpDeliveryAgent(_options, _loggerFactory.CreateLogger<SmtpDeliveryAgent>());
+        _scheduler = new DeliveryScheduler(_options, _spool, _agent, new MxResolver(_options.Dns), routing, certificates, _trace,
+            _loggerFactory.CreateLogger<DeliveryScheduler>());
+        _scheduler.Start(recovered);
+
+        var handler = new RelayTransactionHandler(_options, routing, _spool, _scheduler, new PassThroughScanner(), _trace,
+            _loggerFactory.CreateLogger<RelayTransactionHandler>());
+        var listeners = _options.Listeners.Select(l => new SmtpListenerOptions
+        {
+            Name = l.Name,
+            EndPoint = IPEndPoint.Parse(l.EndPoint),
+            RequireTls = l.RequireTls,
+            Handoff = l.Handoff,
+            HostName = _options.HostName,
+            Certificate = certificates.For(_options.Region),
+        }).ToArray();
+        var limits = new SmtpLimits
+        {
+            MaxMessageSize = _options.Smtp.MaxMessageSize,
+            MaxRecipients = _options.Smtp.MaxRecipients,
+            MaxConnectionsPerIp = _options.Smtp.MaxConnectionsPerIp,
+            MaxConnections = _options.Smtp.MaxConnections,
+            IdleTimeout = _options.Smtp.IdleTimeout,
+            SessionTimeout = _options.Smtp.SessionTimeout,
+        };
+        _server = new SmtpServer(listeners, limits, handler, _loggerFactory);
+        await _server.StartAsync(cancellationToken).ConfigureAwait(false);
+
+        _background.Add(routing.WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
+        _background.Add(new QueueRequestWatcher(_database, _scheduler, _loggerFactory.CreateLogger<QueueRequestWatcher>())
+            .WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
+        for (var i = 0; i < listeners.Length; i++)
+            _logger.LogInformation("Listening on {EndPoint} ({Listener}{Tls}{Handoff})", _server.BoundEndPoints[i], listeners[i].Name,
+                listeners[i].RequireTls ? ", STARTTLS required" : "", listeners[i].Handoff ? ", handoff" : "");
+        _logger.LogInformation("Postern ready: data in {DataDir}, region {Region}, {Recovered} messages recovered from the spool",
+            Path.GetFullPath(_options.DataDir), _options.Region, recovered.Count);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_server is not null)
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await _server.StopAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            await _server.DisposeAsync().ConfigureAwait(false);
+        }
+        try
+        {
+            await Task.WhenAll(_background).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        if (_scheduler is not null)
+            await _scheduler.DisposeAsync().ConfigureAwait(false);
+        if (_agent is not null)
+            await _agent.DisposeAsync().ConfigureAwait(false);
+        if (_spool is not null)
+            await _spool.DisposeAsync().ConfigureAwait(false);
+        if (_trace is not null)
+            await _trace.DisposeAsync().ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+}
