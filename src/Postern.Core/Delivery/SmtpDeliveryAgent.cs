@@ -279,5 +279,19 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
 
         protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
             Rejected[mailbox.Address] = response;
+
+        /// <summary>Always present the region certificate when asked, whatever issuers the server lists
+        /// (.NET's default choice sends nothing when the certificate's issuer is not among them).</summary>
+        protected override SslClientAuthenticationOptions GetSslClientAuthenticationOptions(string host, RemoteCertificateValidationCallback certificateValidationCallback)
+        {
+            var options = base.GetSslClientAuthenticationOptions(host, certificateValidationCallback);
+            if (ClientCertificates is { Count: > 0 } certificates)
+            {
+                var certificate = certificates[0];
+                options.ClientCertificates = null;
+                options.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
+            }
+            return options;
+        }
     }
 }
