@@ -1,0 +1,81 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Postern.EndToEnd.Infrastructure;
+
+/// <summary>One SMTP listener of the server under test.</summary>
+public sealed record PosternListener(string Name, int Port, bool RequireTls = true, bool Handoff = false)
+{
+    public string EndPoint => $"127.0.0.1:{Port}";
+}
+
+/// <summary>
+/// The JSON configuration file `postern serve --config` reads (section "Postern"), with test-friendly
+/// defaults: short retry delays, loopback DNS, no certificate validation of self-signed peers.
+/// </summary>
+public sealed class PosternConfig
+{
+    public string HostName { get; init; } = "postern.test";
+
+    public required IReadOnlyList<PosternListener> Listeners { get; init; }
+
+    public bool DeliveryRequireTls { get; init; } = true;
+
+    public bool ValidateServerCertificate { get; init; }
+
+    public IReadOnlyList<TimeSpan> RetryDelays { get; init; } =
+        [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5)];
+
+    public TimeSpan MaxAge { get; init; } = TimeSpan.FromDays(2);
+
+    public int MxPort { get; init; } = 25;
+
+    /// <summary>Keeps a dead next hop from stalling a test for the default 30 s.</summary>
+    public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Loopback DNS servers (ADDRESS:PORT); empty keeps the setting out of the file.</summary>
+    public IReadOnlyList<string> DnsServers { get; init; } = [];
+
+    /// <summary>The listener most tests talk to.</summary>
+    public PosternListener First => Listeners[0];
+
+    public PosternListener Listener(string name) => Listeners.Single(l => l.Name == name);
+
+    /// <summary>A server with one M365 listener (STARTTLS required) and one plain listener for peers without TLS.</summary>
+    public static PosternConfig WithPlainListener(bool deliveryRequireTls = false, int mxPort = 25, IReadOnlyList<string>? dnsServers = null) => new()
+    {
+        Listeners = [new("m365", FreePort.Next(), RequireTls: true), new("plain", FreePort.Next(), RequireTls: false)],
+        DeliveryRequireTls = deliveryRequireTls,
+        MxPort = mxPort,
+        DnsServers = dnsServers ?? [],
+    };
+
+    public string ToJson()
+    {
+        static string Span(TimeSpan t) => t.ToString("c");
+        var delivery = new JsonObject
+        {
+            ["RequireTls"] = DeliveryRequireTls,
+            ["ValidateServerCertificate"] = ValidateServerCertificate,
+            ["RetryDelays"] = new JsonArray(RetryDelays.Select(d => (JsonNode)Span(d)).ToArray()),
+            ["MaxAge"] = Span(MaxAge),
+            ["MxPort"] = MxPort,
+            ["ConnectTimeout"] = Span(ConnectTimeout),
+        };
+        var postern = new JsonObject
+        {
+            ["HostName"] = HostName,
+            ["Listeners"] = new JsonArray(Listeners.Select(l => (JsonNode)new JsonObject
+            {
+                ["Name"] = l.Name,
+                ["EndPoint"] = l.EndPoint,
+                ["RequireTls"] = l.RequireTls,
+                ["Handoff"] = l.Handoff,
+            }).ToArray()),
+            ["Delivery"] = delivery,
+        };
+        if (DnsServers.Count > 0)
+            postern["Dns"] = new JsonObject { ["Servers"] = new JsonArray(DnsServers.Select(s => (JsonNode)s).ToArray()) };
+        return new JsonObject { ["Postern"] = postern }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+}
