@@ -11,7 +11,7 @@ public sealed record SmtpAddress(string LocalPart, string Domain)
 
     public bool IsNull => LocalPart.Length == 0 && Domain.Length == 0;
 
-    public string Address => IsNull ? "" : $"{LocalPart}@{Domain}";
+    public string Address => Domain.Length == 0 ? LocalPart : $"{LocalPart}@{Domain}";
 
     public override string ToString() => Address;
 }

@@ -1,26 +1,379 @@
+using System.Collections.Concurrent;
 using System.Net;
+using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Postern.Smtp.Internal;
 
 namespace Postern.Smtp;
 
 /// <summary>
 /// The SMTP server: accepts connections on each listener and runs one session per connection.
+/// Connection limits are applied at accept time, before any session work; every session is independent,
+/// so a failure in one (including a handler exception) never touches another.
 /// </summary>
 public sealed class SmtpServer : IAsyncDisposable
 {
-    public SmtpServer(IReadOnlyList<SmtpListenerOptions> listeners, SmtpLimits limits, ISmtpTransactionHandler handler, ILoggerFactory loggerFactory)
+    private const int ListenBacklog = 512;
+    private static readonly TimeSpan DisposeGrace = TimeSpan.FromSeconds(2);
+    private static readonly TimeSpan RefusalSendTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly ListenerContext[] _listeners;
+    private readonly SmtpLimits _limits;
+    private readonly ILogger _logger;
+    private readonly SessionHost _host;
+    private readonly ConnectionLimiter _limiter;
+    private readonly ConcurrentDictionary<SmtpSession, Task> _sessions = new();
+    private readonly CancellationTokenSource _acceptCts = new();
+    private readonly Lock _stateLock = new();
+    private readonly string _sessionIdPrefix;
+    private IPEndPoint[] _boundEndPoints = [];
+    private long _sessionCounter;
+    private State _state;
+    private Task? _stopTask;
+
+    private enum State
     {
-        throw new NotImplementedException();
+        Created,
+        Started,
+        Stopping,
+        Disposed,
     }
 
-    /// <summary>The endpoints actually bound (port 0 in options becomes the real port), in listener order.</summary>
-    public IReadOnlyList<IPEndPoint> BoundEndPoints => throw new NotImplementedException();
+    /// <summary>Creates a server; nothing is bound until <see cref="StartAsync"/>.</summary>
+    /// <exception cref="ArgumentException">A listener or limit is unusable; the message names it.</exception>
+    public SmtpServer(IReadOnlyList<SmtpListenerOptions> listeners, SmtpLimits limits, ISmtpTransactionHandler handler, ILoggerFactory loggerFactory)
+    {
+        ArgumentNullException.ThrowIfNull(listeners);
+        ArgumentNullException.ThrowIfNull(limits);
+        ArgumentNullException.ThrowIfNull(handler);
+        ArgumentNullException.ThrowIfNull(loggerFactory);
+        if (listeners.Count == 0)
+        {
+            throw new ArgumentException("At least one SMTP listener is required.", nameof(listeners));
+        }
+        Validate(limits);
+        foreach (var listener in listeners)
+        {
+            Validate(listener);
+        }
+        _limits = limits;
+        _logger = loggerFactory.CreateLogger("Postern.Smtp.SmtpServer");
+        _host = new SessionHost(limits, handler, loggerFactory.CreateLogger("Postern.Smtp.SmtpSession"));
+        _limiter = new ConnectionLimiter(limits.MaxConnections, limits.MaxConnectionsPerIp);
+        _listeners = listeners.Select(l => new ListenerContext(l, limits)).ToArray();
+        // Session ids stay unique across restarts: a time-based prefix plus a per-process counter.
+        _sessionIdPrefix = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds().ToString("x", null);
+    }
+
+    /// <summary>The endpoints actually bound (port 0 in options becomes the real port), in listener order. Empty before start.</summary>
+    public IReadOnlyList<IPEndPoint> BoundEndPoints => _boundEndPoints;
+
+    /// <summary>Number of sessions currently open.</summary>
+    public int ActiveSessions => _sessions.Count;
 
     /// <summary>Binds every listener and starts accepting. Throws when a port cannot be bound.</summary>
-    public Task StartAsync(CancellationToken cancellationToken) => throw new NotImplementedException();
+    /// <exception cref="InvalidOperationException">The server was already started.</exception>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        lock (_stateLock)
+        {
+            ObjectDisposedException.ThrowIf(_state == State.Disposed, this);
+            if (_state != State.Created)
+            {
+                throw new InvalidOperationException("The SMTP server was already started.");
+            }
+            cancellationToken.ThrowIfCancellationRequested();
+            var bound = new List<IPEndPoint>();
+            try
+            {
+                foreach (var listener in _listeners)
+                {
+                    var endPoint = listener.Options.EndPoint;
+                    var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                    listener.Socket = socket;
+                    if (endPoint.AddressFamily == AddressFamily.InterNetworkV6 && endPoint.Address.Equals(IPAddress.IPv6Any))
+                    {
+                        socket.DualMode = true;
+                    }
+                    try
+                    {
+                        socket.Bind(endPoint);
+                    }
+                    catch (SocketException ex)
+                    {
+                        throw new IOException($"SMTP listener '{listener.Options.Name}' cannot bind {endPoint}: {ex.Message}. Free the port or change the listener's endpoint.", ex);
+                    }
+                    socket.Listen(ListenBacklog);
+                    bound.Add((IPEndPoint)socket.LocalEndPoint!);
+                }
+            }
+            catch
+            {
+                foreach (var listener in _listeners)
+                {
+                    listener.Socket?.Dispose();
+                    listener.Socket = null;
+                }
+                throw;
+            }
+            _boundEndPoints = bound.ToArray();
+            _state = State.Started;
+            for (var i = 0; i < _listeners.Length; i++)
+            {
+                Log.Listening(_logger, _listeners[i].Options.Name, _boundEndPoints[i]);
+                var listener = _listeners[i];
+                listener.AcceptLoop = Task.Run(() => AcceptLoopAsync(listener), CancellationToken.None);
+            }
+        }
+        return Task.CompletedTask;
+    }
 
-    /// <summary>Stops accepting; open sessions get 421 4.3.2 at their next command and are closed.</summary>
-    public Task StopAsync(CancellationToken cancellationToken) => throw new NotImplementedException();
+    /// <summary>
+    /// Stops accepting; open sessions get 421 4.3.2 at their next command and are closed. Sessions in the middle of
+    /// a message finish it first. When <paramref name="cancellationToken"/> fires, the remaining sessions are aborted.
+    /// </summary>
+    public Task StopAsync(CancellationToken cancellationToken)
+    {
+        Task stop;
+        lock (_stateLock)
+        {
+            if (_state is State.Created or State.Disposed)
+            {
+                return Task.CompletedTask;
+            }
+            if (_stopTask is null)
+            {
+                _state = State.Stopping;
+                _stopTask = StopCoreAsync();
+            }
+            stop = _stopTask;
+        }
+        return WaitOrAbortAsync(stop, cancellationToken);
+    }
 
-    public ValueTask DisposeAsync() => throw new NotImplementedException();
+    private async Task StopCoreAsync()
+    {
+        _host.SignalStopping();
+        _acceptCts.Cancel();
+        foreach (var listener in _listeners)
+        {
+            listener.Socket?.Dispose();
+        }
+        foreach (var listener in _listeners)
+        {
+            if (listener.AcceptLoop is { } loop)
+            {
+                await loop.ConfigureAwait(false);
+            }
+        }
+        Log.Stopping(_logger, _sessions.Count);
+        foreach (var session in _sessions.Keys)
+        {
+            session.RequestStop();
+        }
+        await Task.WhenAll(_sessions.Values).ConfigureAwait(false);
+    }
+
+    private async Task WaitOrAbortAsync(Task stop, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await stop.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            Log.AbortingSessions(_logger, _sessions.Count);
+            foreach (var session in _sessions.Keys)
+            {
+                session.Abort();
+            }
+            await stop.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Stops the server if it is running (aborting sessions that don't end within two seconds) and releases its sockets.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        lock (_stateLock)
+        {
+            if (_state == State.Disposed)
+            {
+                return;
+            }
+        }
+        using (var grace = new CancellationTokenSource(DisposeGrace))
+        {
+            await StopAsync(grace.Token).ConfigureAwait(false);
+        }
+        lock (_stateLock)
+        {
+            _state = State.Disposed;
+        }
+        foreach (var listener in _listeners)
+        {
+            listener.Socket?.Dispose();
+        }
+        _acceptCts.Dispose();
+    }
+
+    private async Task AcceptLoopAsync(ListenerContext listener)
+    {
+        var socket = listener.Socket!;
+        while (!_acceptCts.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await socket.AcceptAsync(_acceptCts.Token).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or ObjectDisposedException || _acceptCts.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (SocketException ex)
+            {
+                // Typically out of file descriptors or a connection reset before accept; back off briefly rather than spin.
+                Log.AcceptFailed(_logger, ex, listener.Options.Name);
+                try
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(100), _acceptCts.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+                continue;
+            }
+            Admit(listener, client);
+        }
+    }
+
+    private void Admit(ListenerContext listener, Socket client)
+    {
+        IPEndPoint remote, local;
+        try
+        {
+            client.NoDelay = true;
+            remote = (IPEndPoint)client.RemoteEndPoint!;
+            local = (IPEndPoint)client.LocalEndPoint!;
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            client.Dispose(); // gone before we looked at it
+            return;
+        }
+        var address = ConnectionLimiter.Normalize(remote.Address);
+        var admission = _limiter.TryAcquire(address);
+        if (admission != Admission.Admitted)
+        {
+            var reply = admission == Admission.TooManyFromAddress ? SmtpReplies.TooManyConnectionsFromAddress : SmtpReplies.TooManyConnections;
+            Log.ConnectionRefused(_logger, remote, listener.Options.Name, reply.Text);
+            _ = RefuseAsync(client, reply);
+            return;
+        }
+        var id = NextSessionId();
+        SmtpSession session;
+        try
+        {
+            session = new SmtpSession(_host, listener, client, id, remote, local);
+        }
+        catch
+        {
+            _limiter.Release(address);
+            client.Dispose();
+            throw;
+        }
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var task = RunSessionAsync(session, address, started.Task);
+        _sessions[session] = task;
+        started.SetResult();
+    }
+
+    private async Task RunSessionAsync(SmtpSession session, IPAddress address, Task registered)
+    {
+        // Run on the pool, after registration, so the accept loop never waits for a session and StopAsync sees every session.
+        await registered.ConfigureAwait(false);
+        try
+        {
+            await session.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            _limiter.Release(address);
+            _sessions.TryRemove(session, out _);
+        }
+    }
+
+    private static async Task RefuseAsync(Socket client, SmtpReply reply)
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(RefusalSendTimeout);
+            var bytes = System.Text.Encoding.ASCII.GetBytes($"{reply.Code} {reply.EnhancedCode} {reply.Text}\r\n");
+            await client.SendAsync(bytes, SocketFlags.None, cts.Token).ConfigureAwait(false);
+            client.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            client.Dispose();
+        }
+    }
+
+    private string NextSessionId() => $"{_sessionIdPrefix}-{Interlocked.Increment(ref _sessionCounter):x}";
+
+    private static void Validate(SmtpLimits limits)
+    {
+        static void Positive(long value, string name)
+        {
+            if (value <= 0)
+            {
+                throw new ArgumentException($"SMTP limit {name} must be positive (got {value}).", nameof(limits));
+            }
+        }
+        Positive(limits.MaxCommandLineLength, nameof(SmtpLimits.MaxCommandLineLength));
+        if (limits.MaxCommandLineLength < 512)
+        {
+            throw new ArgumentException($"SMTP limit {nameof(SmtpLimits.MaxCommandLineLength)} must be at least 512 (RFC 5321 §4.5.3.1.4).", nameof(limits));
+        }
+        if (limits.MaxTextLineLength < 1000)
+        {
+            throw new ArgumentException($"SMTP limit {nameof(SmtpLimits.MaxTextLineLength)} must be at least 1000 (RFC 5321 §4.5.3.1.6).", nameof(limits));
+        }
+        Positive(limits.MaxMessageSize, nameof(SmtpLimits.MaxMessageSize));
+        Positive(limits.MaxRecipients, nameof(SmtpLimits.MaxRecipients));
+        Positive(limits.MaxCommandsWithoutProgress, nameof(SmtpLimits.MaxCommandsWithoutProgress));
+        Positive(limits.MaxErrors, nameof(SmtpLimits.MaxErrors));
+        Positive(limits.MaxConnectionsPerIp, nameof(SmtpLimits.MaxConnectionsPerIp));
+        Positive(limits.MaxConnections, nameof(SmtpLimits.MaxConnections));
+        if (limits.IdleTimeout <= TimeSpan.Zero && limits.IdleTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentException($"SMTP limit {nameof(SmtpLimits.IdleTimeout)} must be positive.", nameof(limits));
+        }
+        if (limits.SessionTimeout <= TimeSpan.Zero && limits.SessionTimeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentException($"SMTP limit {nameof(SmtpLimits.SessionTimeout)} must be positive.", nameof(limits));
+        }
+    }
+
+    private static void Validate(SmtpListenerOptions listener)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        ArgumentNullException.ThrowIfNull(listener.EndPoint);
+        var host = listener.HostName;
+        if (string.IsNullOrEmpty(host) || host.Length > 255 || host.Any(c => c is <= ' ' or > '~'))
+        {
+            throw new ArgumentException($"SMTP listener '{listener.Name}': HostName must be a non-empty ASCII host name without spaces.", nameof(listener));
+        }
+        if (listener.RequireTls && listener.Certificate is null)
+        {
+            throw new ArgumentException($"SMTP listener '{listener.Name}' requires TLS but has no certificate; set Certificate or RequireTls = false.", nameof(listener));
+        }
+        if (listener.Certificate is { HasPrivateKey: false })
+        {
+            throw new ArgumentException($"SMTP listener '{listener.Name}': the certificate '{listener.Certificate.Subject}' has no private key.", nameof(listener));
+        }
+    }
 }
