@@ -1,0 +1,74 @@
+using System.Text;
+using Postern.EndToEnd.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Postern.EndToEnd;
+
+/// <summary>Mail loops are refused at end of DATA; the Microsoft 365 listener insists on STARTTLS.</summary>
+public sealed class LoopAndTlsTests(ITestOutputHelper output) : EndToEndTest(output)
+{
+    [Fact]
+    public async Task Refuses_message_carrying_the_tenants_loop_token()
+    {
+        var relay = await StartRelayAsync();
+        var result = await relay.SendPlainAsync("alice@contoso.test", "looped once", relay.Contoso.KeyHeader, $"X-Postern-Loop: {relay.Contoso.LoopToken}");
+        Assert.True(result.HasReply("554 5.4.6"), result.ToString());
+        Assert.Null(result.QueueId);
+    }
+
+    [Fact]
+    public async Task Refuses_message_with_more_than_30_received_headers()
+    {
+        var relay = await StartRelayAsync();
+        var result = await SendWithReceivedHeadersAsync(relay, 31);
+        Assert.True(result.Is(554, "5.4.6"), result.ToString());
+    }
+
+    [Fact]
+    public async Task Accepts_message_with_30_received_headers()
+    {
+        var relay = await StartRelayAsync();
+        var result = await SendWithReceivedHeadersAsync(relay, 30);
+        Assert.True(result.Is(250, "2.0.0"), result.ToString());
+    }
+
+    [Fact]
+    public async Task Rejects_mail_before_starttls_on_m365_listener()
+    {
+        var relay = await StartRelayAsync();
+        await using var client = await RawSmtpClient.ConnectAsync(relay.M365Port);
+        var ehlo = await client.HelloAsync();
+        Assert.Contains(ehlo.Lines, l => l.StartsWith("STARTTLS", StringComparison.OrdinalIgnoreCase));
+        var mail = await client.CommandAsync($"MAIL FROM:<{RelayHarness.ExternalSender}>");
+        Assert.True(mail.Is(530, "5.7.0"), mail.ToString());
+    }
+
+    [Fact]
+    public async Task Accepts_mail_after_starttls_on_m365_listener()
+    {
+        var relay = await StartRelayAsync();
+        await using var client = await RawSmtpClient.ConnectAsync(relay.M365Port);
+        await client.HelloAsync(startTls: true);
+        Assert.True(client.IsTls);
+        var mail = await client.CommandAsync($"MAIL FROM:<{RelayHarness.ExternalSender}>");
+        Assert.True(mail.Code == 250, mail.ToString());
+        var rcpt = await client.CommandAsync("RCPT TO:<alice@contoso.test>");
+        Assert.True(rcpt.Code == 250, rcpt.ToString());
+        var data = await client.DataAsync($"{relay.Contoso.KeyHeader}\nSubject: over tls\n\nhello\n");
+        Assert.True(data.Is(250, "2.0.0"), data.ToString());
+    }
+
+    private static async Task<SmtpResponse> SendWithReceivedHeadersAsync(RelayHarness relay, int hops)
+    {
+        var message = new StringBuilder();
+        for (var i = hops; i > 0; i--)
+            message.Append($"Received: from hop{i}.external.test ([192.0.2.{i}]) by hop{i + 1}.external.test with ESMTP id HOP{i}; Sat, 1 Nov 2025 10:00:{i % 60:00} +0000\n");
+        message.Append($"{relay.Contoso.KeyHeader}\nFrom: <{RelayHarness.ExternalSender}>\nTo: <alice@contoso.test>\nSubject: {hops} hops\n\nhello\n");
+
+        await using var client = await RawSmtpClient.ConnectAsync(relay.PlainPort);
+        await client.HelloAsync();
+        Assert.True((await client.CommandAsync($"MAIL FROM:<{RelayHarness.ExternalSender}>")).IsPositive);
+        Assert.True((await client.CommandAsync("RCPT TO:<alice@contoso.test>")).IsPositive);
+        return await client.DataAsync(message.ToString());
+    }
+}
