@@ -146,7 +146,32 @@ PY
 )"
 read -r passed failed skipped <<<"${counts:-0 1 0}"
 
-# Tests clean up after themselves; this only catches what a crashed test host left behind.
+# Tests stop what they start; this only catches what a crashed or killed test host left behind:
+# processes whose command line or working directory is inside this run's TMPDIR.
+sweep_leftovers() {
+    local p pid pids=()
+    for p in /proc/[0-9]*; do
+        pid="${p#/proc/}"
+        [ "$pid" = "$$" ] && continue
+        if readlink "$p/cwd" 2>/dev/null | grep -q "^$TMPDIR" ||
+           tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$TMPDIR"; then
+            pids+=("$pid")
+        fi
+    done
+    [ ${#pids[@]} -eq 0 ] && return 0
+    echo "warning: stopping ${#pids[@]} process(es) the tests left running: ${pids[*]}" >&2
+    kill -TERM "${pids[@]}" 2>/dev/null
+    local alive
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ $alive -eq 0 ] && return 0
+        sleep 0.5
+    done
+    kill -KILL "${pids[@]}" 2>/dev/null
+    return 0
+}
+sweep_leftovers
 rm -rf "$TMPDIR"
 
 summary "$passed" "$failed" "$skipped"
