@@ -1,0 +1,33 @@
+namespace Postern.Core.Scanning;
+
+/// <summary>
+/// One thing an engine noticed about a message, with the reason a mail administrator will read in
+/// the trace. Findings carry no decision: the tenant's policy turns them into a verdict.
+/// </summary>
+/// <param name="Engine">Engine that produced it ("clamav", "rspamd", "attachments", "urls", "impersonation", …).</param>
+/// <param name="Kind">What it is; one of <see cref="FindingKinds"/>.</param>
+/// <param name="Reason">Human-readable, one line: what was found and where (no secrets, no body text beyond names).</param>
+/// <param name="Score">Spam-like score where the engine has one (rspamd), else 0.</param>
+/// <param name="Subject">What it is about: attachment file name, URL, signature name, symbol…</param>
+public sealed record Finding(string Engine, string Kind, string Reason, double Score = 0, string? Subject = null);
+
+/// <summary>The kinds of finding policy rules can test.</summary>
+public static class FindingKinds
+{
+    public const string Virus = "virus";
+    public const string Spam = "spam";
+    public const string SpamScore = "spam-score";
+    public const string Executable = "attachment-executable";
+    public const string Script = "attachment-script";
+    public const string MacroDocument = "attachment-macro";
+    public const string EncryptedArchive = "attachment-encrypted-archive";
+    public const string NestedArchive = "attachment-nested-archive";
+    public const string AttachmentType = "attachment-type";
+    public const string Url = "url";
+    public const string DisplayNameImpersonation = "impersonation-display-name";
+    public const string LookAlikeDomain = "impersonation-lookalike-domain";
+    public const string Authentication = "authentication";
+
+    /// <summary>An engine could not scan (down, timed out, size limit): policy decides, by default defer.</summary>
+    public const string EngineUnavailable = "engine-unavailable";
+}

@@ -1,0 +1,38 @@
+using MimeKit;
+using Postern.Core.Spool;
+using Postern.Core.Tenants;
+
+namespace Postern.Core.Scanning;
+
+/// <summary>What an engine is given: the message parsed once, its raw bytes, and who it belongs to.</summary>
+public sealed class ScanContext
+{
+    public required Envelope Envelope { get; init; }
+    public required Tenant Tenant { get; init; }
+
+    /// <summary>The message parsed by MimeKit (shared by all engines; do not modify).</summary>
+    public required MimeMessage Message { get; init; }
+
+    /// <summary>Opens the raw message bytes as received (for engines that want the wire form, e.g. clamd, rspamd).</summary>
+    public required Func<Stream> OpenRaw { get; init; }
+
+    public required long Size { get; init; }
+
+    /// <summary>The tenant's protected domains (normalised), for look-alike checks.</summary>
+    public IReadOnlyList<string> TenantDomains { get; init; } = [];
+
+    /// <summary>Display names of the tenant's VIPs, for impersonation checks.</summary>
+    public IReadOnlyList<string> Vips { get; init; } = [];
+
+    /// <summary>"inbound" or "outbound".</summary>
+    public string Direction => Envelope.Direction;
+}
+
+/// <summary>A scanning engine. Engines never throw for a message they cannot scan: they return an
+/// <see cref="FindingKinds.EngineUnavailable"/> finding, so policy decides (by default: defer, never pass unscanned).</summary>
+public interface IScanEngine
+{
+    string Name { get; }
+
+    ValueTask<IReadOnlyList<Finding>> ScanAsync(ScanContext context, CancellationToken cancellationToken);
+}
