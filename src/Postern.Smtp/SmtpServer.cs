@@ -263,6 +263,10 @@ public sealed class SmtpServer : IAsyncDisposable
             return;
         }
         var address = ConnectionLimiter.Normalize(remote.Address);
+        if (!ReferenceEquals(address, remote.Address))
+        {
+            remote = new IPEndPoint(address, remote.Port); // the handler sees 192.0.2.1, not ::ffff:192.0.2.1
+        }
         var admission = _limiter.TryAcquire(address);
         if (admission != Admission.Admitted)
         {
@@ -277,11 +281,13 @@ public sealed class SmtpServer : IAsyncDisposable
         {
             session = new SmtpSession(_host, listener, client, id, remote, local);
         }
-        catch
+        catch (Exception ex)
         {
+            // Never let one connection take the accept loop down.
+            Log.AcceptFailed(_logger, ex, listener.Options.Name);
             _limiter.Release(address);
             client.Dispose();
-            throw;
+            return;
         }
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var task = RunSessionAsync(session, address, started.Task);
