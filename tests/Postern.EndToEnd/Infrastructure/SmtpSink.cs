@@ -21,7 +21,7 @@ public sealed class SinkMessage
                 recipients.Add(lines[i]["X-Rcpt-Args:".Length..].Trim());
         }
         // smtp-sink's own Received header (folded over three lines) comes next.
-        if (i < lines.Count && lines[i].StartsWith("Received:", StringComparison.Ordinal) && i + 1 < lines.Count && lines[i + 1].Contains("by smtp-sink (smtp-sink)"))
+        if (i < lines.Count && lines[i].StartsWith("Received:", StringComparison.Ordinal) && i + 1 < lines.Count && lines[i + 1].Contains("(smtp-sink) with"))
         {
             i++;
             while (i < lines.Count && lines[i].Length > 0 && lines[i][0] is ' ' or '\t')

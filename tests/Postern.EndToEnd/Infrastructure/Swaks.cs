@@ -5,21 +5,26 @@ namespace Postern.EndToEnd.Infrastructure;
 /// <summary>What one swaks run printed: the SMTP transcript and its exit code.</summary>
 public sealed partial record SwaksResult(int ExitCode, string Transcript, string Command)
 {
-    /// <summary>Server replies ("250 2.0.0 Ok: ...", "550 5.7.1 ..."), in order, one per line of reply.</summary>
+    /// <summary>
+    /// Server replies ("250 2.0.0 Ok: ...", "550 5.7.1 ..."), in order, one per line of reply. swaks marks them
+    /// "&lt;-  " (plain), "&lt;** " (plain, error), "&lt;~  " (TLS) and "&lt;~* " (TLS, error).
+    /// </summary>
     public IReadOnlyList<string> Replies => Transcript.Split('\n')
-        .Where(l => l.StartsWith("<-  ", StringComparison.Ordinal) || l.StartsWith("<** ", StringComparison.Ordinal))
+        .Where(l => ReplyMarkers.Any(m => l.StartsWith(m, StringComparison.Ordinal)))
         .Select(l => l[4..].TrimEnd('\r'))
         .ToList();
+
+    private static readonly string[] ReplyMarkers = ["<-  ", "<** ", "<~  ", "<~* "];
 
     /// <summary>True when some reply line starts with <paramref name="prefix"/> (e.g. "550 5.7.1").</summary>
     public bool HasReply(string prefix) => Replies.Any(r => r.StartsWith(prefix, StringComparison.Ordinal));
 
     /// <summary>The id from "250 ... queued as ID", when the message was accepted.</summary>
-    public string? QueueId => QueuedAs().Match(Transcript) is { Success: true } m ? m.Groups[1].Value : null;
+    public string? QueueId => Replies.Select(r => QueuedAs().Match(r)).FirstOrDefault(m => m.Success)?.Groups[1].Value;
 
     public override string ToString() => $"{Command} → exit {ExitCode}\n{Transcript}";
 
-    [GeneratedRegex(@"^<-  250[ -].*queued as (\S+)", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^250[ -].*queued as (\S+)")]
     private static partial Regex QueuedAs();
 }
 
