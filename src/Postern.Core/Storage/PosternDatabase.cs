@@ -9,7 +9,8 @@ namespace Postern.Core.Storage;
 /// </summary>
 public sealed class PosternDatabase
 {
-    private const int SchemaVersion = 1;
+    /// <summary>Each entry upgrades the schema by one version; never edit one that has shipped, add a new one.</summary>
+    private static readonly string[] Migrations = [SchemaV1, SchemaV2];
 
     private readonly string _connectionString;
 
@@ -49,18 +50,23 @@ public sealed class PosternDatabase
         }
         using var version = connection.CreateCommand();
         version.CommandText = "PRAGMA user_version;";
-        var current = Convert.ToInt32(version.ExecuteScalar());
-        if (current >= SchemaVersion)
-            return;
-        using var tx = connection.BeginTransaction();
-        using var create = connection.CreateCommand();
-        create.Transaction = tx;
-        create.CommandText = Schema + $"PRAGMA user_version = {SchemaVersion};";
-        create.ExecuteNonQuery();
-        tx.Commit();
+        while (true)
+        {
+            // BEGIN IMMEDIATE, then read the version again: the server and a CLI command may start together.
+            using var tx = connection.BeginTransaction(deferred: false);
+            version.Transaction = tx;
+            var current = Convert.ToInt32(version.ExecuteScalar());
+            if (current >= Migrations.Length)
+                return;
+            using var migrate = connection.CreateCommand();
+            migrate.Transaction = tx;
+            migrate.CommandText = Migrations[current] + $"PRAGMA user_version = {current + 1};";
+            migrate.ExecuteNonQuery();
+            tx.Commit();
+        }
     }
 
-    private const string Schema = """
+    private const string SchemaV1 = """
         CREATE TABLE IF NOT EXISTS config_generation (id INTEGER PRIMARY KEY CHECK (id = 1), generation INTEGER NOT NULL);
         INSERT OR IGNORE INTO config_generation (id, generation) VALUES (1, 1);
 
@@ -114,5 +120,39 @@ public sealed class PosternDatabase
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             queue_id TEXT NOT NULL,
             requested_at TEXT NOT NULL);
+        """;
+
+    private const string SchemaV2 = """
+        CREATE TABLE IF NOT EXISTS quarantine (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            envelope TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            quarantined_at TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            state TEXT NOT NULL,
+            state_changed_at TEXT NOT NULL,
+            released_as TEXT);
+        CREATE INDEX IF NOT EXISTS quarantine_tenant ON quarantine(tenant_id, quarantined_at);
+
+        CREATE TABLE IF NOT EXISTS quarantine_requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            quarantine_id TEXT NOT NULL,
+            requested_at TEXT NOT NULL);
+
+        CREATE TABLE IF NOT EXISTS policy_rules (
+            tenant_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            rule TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, name));
+
+        CREATE TABLE IF NOT EXISTS tenant_vips (
+            tenant_id TEXT NOT NULL,
+            display_name TEXT NOT NULL,
+            PRIMARY KEY (tenant_id, display_name));
+
+        ALTER TABLE trace_messages ADD COLUMN verdict TEXT;
+        ALTER TABLE trace_messages ADD COLUMN findings TEXT;
         """;
 }
