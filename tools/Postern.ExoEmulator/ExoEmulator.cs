@@ -1,0 +1,167 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json.Nodes;
+
+namespace Postern.ExoEmulator;
+
+/// <summary>One cmdlet call the emulator received (parameters kept for tests; the console shows only names).</summary>
+public sealed record EmulatorRequest(DateTimeOffset At, string Tenant, string Cmdlet, string? Target, JsonObject Parameters, int Status);
+
+/// <summary>
+/// The emulated Exchange Online service: tenants with their state, the Entra apps allowed to
+/// call them, the token issuer, throttling, and a log of every cmdlet call. HTTP lives in
+/// <see cref="ExoEmulatorServer"/>; this class is the service behind it, usable directly by tests.
+/// </summary>
+public sealed class ExoEmulator
+{
+    /// <summary>The Exchange Online resource the tokens are for.</summary>
+    public const string Resource = "https://outlook.office365.com";
+
+    private readonly ConcurrentDictionary<Guid, EmulatedTenant> _tenants = new();
+    private readonly ConcurrentQueue<EmulatorRequest> _requests = new();
+    private readonly RSA _signingKey = RSA.Create(2048);
+    private readonly object _throttleLock = new();
+    private int _throttleRemaining;
+    private int _throttleStatus = 429;
+    private TimeSpan _throttleRetryAfter = TimeSpan.FromSeconds(1);
+
+    public CmdletSchema Schema { get; } = new();
+
+    public IReadOnlyCollection<EmulatedTenant> Tenants => _tenants.Values.ToArray();
+
+    public IReadOnlyList<EmulatorRequest> Requests => _requests.ToArray();
+
+    /// <summary>Times each InvokeCommand was answered with a throttling status.</summary>
+    public int ThrottledResponses { get; private set; }
+
+    public EmulatedTenant AddTenant(Guid tenantId, string organization)
+    {
+        var tenant = new EmulatedTenant(Schema, tenantId, organization);
+        if (!_tenants.TryAdd(tenantId, tenant))
+            throw new InvalidOperationException($"tenant {tenantId} exists already");
+        return tenant;
+    }
+
+    /// <summary>The tenant named by GUID or by its .onmicrosoft.com domain (both appear in the URL path).</summary>
+    public EmulatedTenant? FindTenant(string idOrDomain) =>
+        Guid.TryParse(idOrDomain, out var id)
+            ? _tenants.GetValueOrDefault(id)
+            : _tenants.Values.FirstOrDefault(t => t.Organization.Equals(idOrDomain, StringComparison.OrdinalIgnoreCase));
+
+    public EmulatedTenant Tenant(Guid id) => _tenants[id];
+
+    /// <summary>Answers the next <paramref name="count"/> InvokeCommand calls with <paramref name="status"/> and Retry-After.</summary>
+    public void Throttle(int count, int status = 429, TimeSpan? retryAfter = null)
+    {
+        lock (_throttleLock)
+        {
+            _throttleRemaining = count;
+            _throttleStatus = status;
+            _throttleRetryAfter = retryAfter ?? TimeSpan.FromSeconds(1);
+        }
+    }
+
+    /// <summary>Whether this call is throttled, and how; counts it down.</summary>
+    internal (int Status, TimeSpan RetryAfter)? TakeThrottle()
+    {
+        lock (_throttleLock)
+        {
+            if (_throttleRemaining <= 0)
+                return null;
+            _throttleRemaining--;
+            ThrottledResponses++;
+            return (_throttleStatus, _throttleRetryAfter);
+        }
+    }
+
+    public void ClearRequests() => _requests.Clear();
+
+    /// <summary>Runs a cmdlet in a tenant as InvokeCommand would, recording it.</summary>
+    public IReadOnlyList<JsonObject> Invoke(EmulatedTenant tenant, string cmdlet, JsonObject? parameters)
+    {
+        var target = (parameters?["Identity"] ?? parameters?["Name"])?.ToString();
+        try
+        {
+            var result = tenant.Invoke(cmdlet, parameters);
+            _requests.Enqueue(new EmulatorRequest(DateTimeOffset.UtcNow, tenant.Organization, cmdlet, target, (JsonObject?)parameters?.DeepClone() ?? [], 200));
+            return result;
+        }
+        catch (ExoError error)
+        {
+            _requests.Enqueue(new EmulatorRequest(DateTimeOffset.UtcNow, tenant.Organization, cmdlet, target, (JsonObject?)parameters?.DeepClone() ?? [], error.Status));
+            throw;
+        }
+    }
+
+    // ---- tokens -----------------------------------------------------------------------------
+
+    /// <summary>
+    /// Checks a client-credentials request the way Entra does for a certificate credential: the
+    /// assertion is a JWT signed by the private key of a certificate registered for the app, for
+    /// this token endpoint, not expired; returns the access token.
+    /// </summary>
+    public string IssueToken(string tenantSegment, string clientId, string assertion, string scope, string tokenEndpoint)
+    {
+        var tenant = FindTenant(tenantSegment) ?? throw new TokenError("invalid_tenant", $"AADSTS90002: Tenant '{tenantSegment}' not found.");
+        if (!tenant.Apps.TryGetValue(clientId, out var certificate))
+            throw new TokenError("unauthorized_client", $"AADSTS700016: Application with identifier '{clientId}' was not found in the directory '{tenant.Organization}'.");
+        if (!scope.Split(' ').Contains(Resource + "/.default", StringComparer.OrdinalIgnoreCase))
+            throw new TokenError("invalid_scope", $"AADSTS70011: The provided value for scope '{scope}' is not valid; use {Resource}/.default.");
+        var jwt = Jwt.Parse(assertion) ?? throw new TokenError("invalid_client", "AADSTS50027: The client assertion is not a valid JWT.");
+        using var key = certificate.GetRSAPublicKey() ?? throw new TokenError("invalid_client", "AADSTS700027: The registered certificate has no RSA key.");
+        if (!Jwt.Verify(jwt.Header, jwt.SigningInput, jwt.Signature, key))
+            throw new TokenError("invalid_client", "AADSTS700027: Client assertion contains an invalid signature.");
+        var payload = jwt.Payload;
+        if (payload["iss"]?.GetValue<string>() != clientId || payload["sub"]?.GetValue<string>() != clientId)
+            throw new TokenError("invalid_client", "AADSTS700021: Client assertion application identifier doesn't match 'client_id' parameter.");
+        var audience = payload["aud"]?.GetValue<string>() ?? "";
+        if (!audience.TrimEnd('/').Equals(tokenEndpoint.TrimEnd('/'), StringComparison.OrdinalIgnoreCase))
+            throw new TokenError("invalid_client", $"AADSTS700016: The client assertion audience '{audience}' is not this token endpoint ({tokenEndpoint}).");
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        if (payload["exp"]?.GetValue<long>() is not { } exp || exp < now)
+            throw new TokenError("invalid_client", "AADSTS700024: Client assertion is not within its valid time range.");
+        if (payload["nbf"]?.GetValue<long>() is { } nbf && nbf > now + 300)
+            throw new TokenError("invalid_client", "AADSTS700024: Client assertion is not within its valid time range.");
+        var token = new JsonObject
+        {
+            ["aud"] = Resource,
+            ["iss"] = $"https://sts.windows.net/{tenant.TenantId}/",
+            ["iat"] = now,
+            ["nbf"] = now,
+            ["exp"] = now + 3600,
+            ["appid"] = clientId,
+            ["tid"] = tenant.TenantId.ToString(),
+            ["roles"] = new JsonArray("Exchange.ManageAsApp"),
+        };
+        return Jwt.Sign(token, _signingKey);
+    }
+
+    /// <summary>The tenant an access token grants Exchange.ManageAsApp on; null when the token is not good for <paramref name="tenant"/>.</summary>
+    public string? CheckAccessToken(string token, EmulatedTenant tenant)
+    {
+        var jwt = Jwt.Parse(token);
+        if (jwt is null || !Jwt.Verify(jwt.Value.Header, jwt.Value.SigningInput, jwt.Value.Signature, _signingKey))
+            return "the access token is not one this service issued";
+        var payload = jwt.Value.Payload;
+        if (payload["exp"]?.GetValue<long>() < DateTimeOffset.UtcNow.ToUnixTimeSeconds())
+            return "the access token has expired";
+        if (payload["aud"]?.GetValue<string>() != Resource)
+            return "the access token is not for Exchange Online";
+        if (payload["tid"]?.GetValue<string>() != tenant.TenantId.ToString())
+            return "the access token is for another tenant";
+        if (payload["roles"] is not JsonArray roles || !roles.Any(r => r?.GetValue<string>() == "Exchange.ManageAsApp"))
+            return "the app lacks the Exchange.ManageAsApp role";
+        return null;
+    }
+
+    /// <summary>Registers an app's certificate with a tenant (the Entra app registration plus admin consent).</summary>
+    public static void RegisterApp(EmulatedTenant tenant, string appId, X509Certificate2 certificate) =>
+        tenant.Apps[appId] = X509CertificateLoader.LoadCertificate(certificate.RawData);
+}
+
+/// <summary>An OAuth error response of the token endpoint.</summary>
+public sealed class TokenError(string error, string description) : Exception(description)
+{
+    public string Error { get; } = error;
+}
