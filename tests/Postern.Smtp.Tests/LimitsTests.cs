@@ -154,6 +154,22 @@ public sealed class LimitsTests
     }
 
     [Fact]
+    public async Task Refused_recipients_count_as_commands_without_progress()
+    {
+        var handler = new RecordingHandler { OnRecipient = _ => new SmtpReply(550, "5.1.1", "No such user") };
+        await using var server = await TestServer.StartAsync(new SmtpLimits { MaxCommandsWithoutProgress = 10 }, handler);
+        var client = await server.ConnectEhloAsync(); // 1
+        await client.CommandAsync("MAIL FROM:<s@example.com>"); // 2
+
+        await client.SendAsync(string.Concat(Enumerable.Repeat("RCPT TO:<guess@example.org>\r\n", 9)));
+        var replies = await client.ReadRepliesAsync(9);
+
+        Assert.Equal(8, replies.Count(r => r.Status == "550 5.1.1"));
+        Assert.Equal("421 4.7.0", replies[^1].Status);
+        Assert.True(await client.WaitForCloseAsync());
+    }
+
+    [Fact]
     public async Task An_accepted_message_resets_the_command_counter()
     {
         await using var server = await TestServer.StartAsync(new SmtpLimits { MaxCommandsWithoutProgress = 4 });

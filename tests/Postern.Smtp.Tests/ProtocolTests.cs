@@ -172,6 +172,9 @@ public sealed class ProtocolTests
 
         Assert.Equal(["250 2.1.0", "550 5.7.1", "554 5.5.1"], replies.Select(r => r.Status));
         Assert.Equal("554 5.5.1 No valid recipients", replies[2].Lines[0]);
+        // The transaction stays open until RSET, as after any refused DATA.
+        Assert.Equal("503 5.5.1", (await client.CommandAsync("MAIL FROM:<s@example.com>")).Status);
+        Assert.Equal("250 2.0.0", (await client.CommandAsync("RSET")).Status);
         Assert.Equal("250 2.1.0", (await client.CommandAsync("MAIL FROM:<s@example.com>")).Status);
     }
 

@@ -97,6 +97,7 @@ internal sealed partial class SmtpSession
         if (reply.IsPositive)
         {
             transaction.Recipients.Add(command.Address!);
+            _progress = true;
         }
         Write(reply);
         return null;

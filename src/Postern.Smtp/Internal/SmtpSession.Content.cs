@@ -6,7 +6,6 @@ namespace Postern.Smtp.Internal;
 // DATA and BDAT: message content to the handler's writer, never buffered whole.
 internal sealed partial class SmtpSession
 {
-    // ---------------------------------------------------------------- DATA
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<string?> DataAsync(SmtpCommand command)
@@ -33,9 +32,9 @@ internal sealed partial class SmtpSession
         }
         if (transaction.Recipients.Count == 0)
         {
-            // Expected after pipelined RCPTs were all refused (RFC 2920 §3.1); not a client error.
+            // Expected after pipelined RCPTs were all refused (RFC 2920 §3.1): not a client error, and the
+            // transaction stays open so the client may still add recipients.
             Write(SmtpReplies.NoValidRecipients);
-            await ResetTransactionAsync().ConfigureAwait(false);
             return null;
         }
         if (!TryBeginMessage(transaction, out var begun))
@@ -46,6 +45,7 @@ internal sealed partial class SmtpSession
         }
         // Held in the field so that any way out of the session (reset, abort, exception) disposes it.
         _messageWriter = begun;
+        _progress = true;
         Write(SmtpReplies.StartData);
 
         var scanner = new DataScanner(_limits.MaxTextLineLength);
@@ -107,7 +107,6 @@ internal sealed partial class SmtpSession
         return null;
     }
 
-    // ---------------------------------------------------------------- BDAT (RFC 3030)
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<string?> BdatAsync(SmtpCommand command)
@@ -155,10 +154,6 @@ internal sealed partial class SmtpSession
             {
                 return discard.Status == ReadStatus.Timeout ? OnTimeout() : "client disconnected during BDAT";
             }
-            if (refusal == SmtpReplies.NoValidRecipients)
-            {
-                await ResetTransactionAsync().ConfigureAwait(false);
-            }
             return counts ? Error(refusal) : Write(refusal);
         }
 
@@ -188,6 +183,7 @@ internal sealed partial class SmtpSession
             return await FailBdatAsync(command, 0, SmtpReplies.TemporaryServerError).ConfigureAwait(false);
         }
         _messageSize += size;
+        _progress = true;
         if (!command.Last)
         {
             Write(new SmtpReply(250, "2.0.0", $"{size} octets received"));
@@ -247,7 +243,6 @@ internal sealed partial class SmtpSession
         return new ChunkResult(ReadStatus.Ok, failed);
     }
 
-    // ---------------------------------------------------------------- message writer plumbing
 
     private bool TryBeginMessage(SmtpTransaction transaction, out IMessageWriter? writer)
     {

@@ -9,7 +9,6 @@ namespace Postern.Smtp.Internal;
 // Replies, reads with timeouts, flushing and closing.
 internal sealed partial class SmtpSession
 {
-    // ---------------------------------------------------------------- replies and I/O
 
     private string? Write(SmtpReply reply)
     {

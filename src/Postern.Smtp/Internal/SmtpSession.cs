@@ -51,6 +51,7 @@ internal sealed partial class SmtpSession
 
     private int _errors;
     private int _commandsWithoutProgress;
+    private bool _progress;
     private int _messagesAccepted;
 
     public SmtpSession(SessionHost host, ListenerContext listener, Socket socket, string sessionId, IPEndPoint remote, IPEndPoint local)
@@ -160,7 +161,6 @@ internal sealed partial class SmtpSession
     private static bool IsConnectionError(Exception ex) =>
         ex is IOException or SocketException or ObjectDisposedException or AuthenticationException or Win32Exception;
 
-    // ---------------------------------------------------------------- command loop
 
     private async Task<string> CommandLoopAsync()
     {
@@ -274,16 +274,27 @@ internal sealed partial class SmtpSession
     private async ValueTask<string?> ExecuteAsync(ReadOnlySequence<byte> line)
     {
         var command = Parse(line);
-        var verb = command.Verb;
-        // Commands that move a transaction forward don't count; everything else is "no progress" until a message is accepted.
-        if (verb is not (SmtpVerb.Rcpt or SmtpVerb.Data or SmtpVerb.Bdat or SmtpVerb.Quit)
-            && ++_commandsWithoutProgress > _limits.MaxCommandsWithoutProgress)
+        // Bounds every loop a client could spin without delivering anything (NOOP floods, MAIL/RSET cycles,
+        // endless refused RCPTs); accepted recipients and message content are progress, an accepted message resets.
+        if (_commandsWithoutProgress >= _limits.MaxCommandsWithoutProgress)
         {
             Write(SmtpReplies.TooManyCommands);
             Log.SessionClosedByServer(_logger, Info.SessionId, Info.RemoteEndPoint, "too many commands without progress");
             return "too many commands without progress";
         }
+        _progress = false;
+        var close = await DispatchAsync(command).ConfigureAwait(false);
+        if (!_progress)
+        {
+            _commandsWithoutProgress++;
+        }
+        return close;
+    }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<string?> DispatchAsync(SmtpCommand command)
+    {
+        var verb = command.Verb;
         switch (verb)
         {
             case SmtpVerb.Helo:
@@ -355,6 +366,7 @@ internal sealed partial class SmtpSession
                     return Error(command.Error);
                 }
                 Write(SmtpReplies.Bye);
+                _progress = true;
                 return "quit";
 
             default:

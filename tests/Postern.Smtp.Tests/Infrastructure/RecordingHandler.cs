@@ -64,15 +64,22 @@ internal sealed class RecordingHandler : ISmtpTransactionHandler
     /// <summary>Thrown from WriteAsync when set.</summary>
     public Func<Exception>? FailWrite { get; set; }
 
-    public ValueTask<SmtpReply> MailFromAsync(SmtpSessionInfo session, SmtpTransaction transaction, CancellationToken cancellationToken)
+    /// <summary>Awaited before MAIL is decided (to make a session slow).</summary>
+    public Func<SmtpTransaction, CancellationToken, Task>? BeforeMail { get; set; }
+
+    public async ValueTask<SmtpReply> MailFromAsync(SmtpSessionInfo session, SmtpTransaction transaction, CancellationToken cancellationToken)
     {
         Sessions.Enqueue(session);
+        if (BeforeMail is { } before)
+        {
+            await before(transaction, cancellationToken);
+        }
         var reply = OnMail?.Invoke(transaction) ?? new SmtpReply(250, "2.1.0", "Sender ok");
         if (reply.IsPositive)
         {
             Mails.Enqueue(transaction);
         }
-        return ValueTask.FromResult(reply);
+        return reply;
     }
 
     public ValueTask<SmtpReply> RecipientAsync(SmtpSessionInfo session, SmtpTransaction transaction, SmtpAddress recipient, CancellationToken cancellationToken)

@@ -224,6 +224,13 @@ internal sealed partial class SmtpTestClient : IAsyncDisposable
     [GeneratedRegex(@"^[245]\d\d[ -][245]\.\d{1,3}\.\d{1,3}( [^\r\n]*)?$")]
     public static partial Regex EnhancedReplyLine();
 
+    /// <summary>Closes abortively: the server sees a TCP reset.</summary>
+    public void ResetConnection()
+    {
+        _tcp.Client.LingerState = new LingerOption(true, 0);
+        _tcp.Client.Close();
+    }
+
     public async ValueTask DisposeAsync()
     {
         try

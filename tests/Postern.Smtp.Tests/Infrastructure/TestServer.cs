@@ -1,4 +1,5 @@
 using System.Net;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Postern.Smtp.Tests.Infrastructure;
@@ -32,14 +33,17 @@ internal sealed class TestServer : IAsyncDisposable
         HostName = "mx.test",
     };
 
-    public static async Task<TestServer> StartAsync(SmtpLimits? limits = null, RecordingHandler? handler = null, params SmtpListenerOptions[] listeners)
+    public static Task<TestServer> StartAsync(SmtpLimits? limits = null, RecordingHandler? handler = null, params SmtpListenerOptions[] listeners) =>
+        StartAsync(limits, handler, NullLoggerFactory.Instance, listeners);
+
+    public static async Task<TestServer> StartAsync(SmtpLimits? limits, RecordingHandler? handler, ILoggerFactory loggerFactory, params SmtpListenerOptions[] listeners)
     {
         handler ??= new RecordingHandler();
         if (listeners.Length == 0)
         {
             listeners = [Listener()];
         }
-        var server = new SmtpServer(listeners, limits ?? new SmtpLimits(), handler, NullLoggerFactory.Instance);
+        var server = new SmtpServer(listeners, limits ?? new SmtpLimits(), handler, loggerFactory);
         await server.StartAsync(CancellationToken.None);
         return new TestServer(server, handler, listeners);
     }
