@@ -6,7 +6,6 @@ namespace Postern.Smtp.Internal;
 // DATA and BDAT: message content to the handler's writer, never buffered whole.
 internal sealed partial class SmtpSession
 {
-
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<string?> DataAsync(SmtpCommand command)
     {
@@ -106,7 +105,6 @@ internal sealed partial class SmtpSession
         Write(reply);
         return null;
     }
-
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<string?> BdatAsync(SmtpCommand command)
@@ -242,7 +240,6 @@ internal sealed partial class SmtpSession
         }
         return new ChunkResult(ReadStatus.Ok, failed);
     }
-
 
     private bool TryBeginMessage(SmtpTransaction transaction, out IMessageWriter? writer)
     {

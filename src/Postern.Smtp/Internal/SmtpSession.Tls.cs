@@ -9,7 +9,6 @@ namespace Postern.Smtp.Internal;
 // STARTTLS (RFC 3207).
 internal sealed partial class SmtpSession
 {
-
     private async ValueTask<string?> StartTlsAsync(SmtpCommand command)
     {
         if (command.Error is not null)

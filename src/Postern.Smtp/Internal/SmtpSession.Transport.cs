@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
@@ -9,7 +8,6 @@ namespace Postern.Smtp.Internal;
 // Replies, reads with timeouts, flushing and closing.
 internal sealed partial class SmtpSession
 {
-
     private string? Write(SmtpReply reply)
     {
         ReplyFormatter.Write(_writer, reply);
@@ -249,6 +247,5 @@ internal sealed partial class SmtpSession
         }
         _ioCts.Dispose();
         _sessionCts.Dispose();
-        Debug.Assert(_messageWriter is null);
     }
 }

@@ -161,7 +161,6 @@ internal sealed partial class SmtpSession
     private static bool IsConnectionError(Exception ex) =>
         ex is IOException or SocketException or ObjectDisposedException or AuthenticationException or Win32Exception;
 
-
     private async Task<string> CommandLoopAsync()
     {
         while (true)
