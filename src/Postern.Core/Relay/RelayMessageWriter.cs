@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Globalization;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Postern.Core.Policy;
 using Postern.Core.Scanning;
 using Postern.Core.Spool;
 using Postern.Core.Tenants;
@@ -73,31 +74,47 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
                 SmtpUtf8 = transaction.SmtpUtf8,
             };
 
-            var verdict = await relay.Scanner.ScanAsync(envelope, content, cancellationToken).ConfigureAwait(false);
-            if (verdict.Action != ScanAction.Deliver)
-            {
-                var reply = verdict.Reply ?? new SmtpReply(verdict.Action == ScanAction.Defer ? 451 : 550, verdict.Action == ScanAction.Defer ? "4.7.0" : "5.7.1", verdict.Reason);
-                return Refuse(headers, reply, verdict.Reason, tenant);
-            }
+            var scan = await relay.Scanner.ScanAsync(new ScanRequest(envelope, tenant, content, table), cancellationToken).ConfigureAwait(false);
+            var worst = scan.MostSevere;
+            if (worst.Action == VerdictAction.Defer)
+                return Refuse(headers, worst.Reply ?? new SmtpReply(451, "4.7.1", "Please try again later"), $"deferred by rule '{worst.Rule}': {worst.Reason}", tenant, scan);
+            if (scan.Verdicts.All(v => v.Action == VerdictAction.Reject))
+                return Refuse(headers, worst.Reply ?? new SmtpReply(550, "5.7.1", "Message refused by policy"), $"rejected by rule '{worst.Rule}': {worst.Reason}", tenant, scan);
 
-            var head = BuildHead(envelope, headers, prefix.AsSpan(0, headers.Length), keyHeader);
-            if (session.Listener.Handoff)
-                return await HandOffAsync(envelope, head, headers.Length, cancellationToken).ConfigureAwait(false);
+            var section = prefix.AsMemory(0, headers.Length);
+            var parts = Split(envelope, scan);
+            if (session.Listener.Handoff && parts.Count == 1 && parts[0].Verdict.Action is VerdictAction.Deliver or VerdictAction.Tag)
+                return await HandOffAsync(parts[0].Envelope, BuildHead(parts[0].Envelope, headers, section.Span, keyHeader, parts[0].Verdict), headers.Length, scan, cancellationToken).ConfigureAwait(false);
 
-            SpooledMessage stored;
-            try
+            foreach (var (part, verdict) in parts)
             {
-                stored = await relay.Spool.AppendAsync(envelope, head, content, headers.Length, cancellationToken).ConfigureAwait(false);
+                var head = BuildHead(part, headers, section.Span, keyHeader, verdict);
+                try
+                {
+                    if (verdict.Action == VerdictAction.Reject)
+                    {
+                        relay.Trace.Write(new MessageReceived(part, content.Length, MessageStates.Refused, $"rejected by rule '{verdict.Rule}': {verdict.Reason}", Describe(verdict), scan.Findings));
+                        continue;
+                    }
+                    if (verdict.Action == VerdictAction.Quarantine)
+                    {
+                        var held = relay.Quarantine.Hold(part, head, content, headers.Length, verdict.Rule, verdict.Reason);
+                        relay.Trace.Write(new MessageReceived(part, held.Size, MessageStates.Quarantined, $"quarantined by rule '{verdict.Rule}': {verdict.Reason}", Describe(verdict), scan.Findings));
+                        relay.Logger.LogInformation("{QueueId}: quarantined for tenant {Tenant} by rule {Rule}", part.QueueId, tenant.Name, verdict.Rule);
+                        continue;
+                    }
+                    var stored = await relay.Spool.AppendAsync(part, head, content, headers.Length, cancellationToken).ConfigureAwait(false);
+                    relay.Trace.Write(new MessageReceived(part, stored.BodyLength, MessageStates.Queued, verdict.Action == VerdictAction.Tag ? $"tagged by rule '{verdict.Rule}': {verdict.Reason}" : "accepted", Describe(verdict), scan.Findings));
+                    relay.Scheduler.Enqueue(stored);
+                    relay.Logger.LogInformation("{QueueId}: accepted from {Client} for tenant {Tenant}, {Direction}, {Recipients} recipients, {Size} bytes, verdict {Verdict}",
+                        part.QueueId, part.Client, tenant.Name, part.Direction, part.Recipients.Count, stored.BodyLength, Describe(verdict));
+                }
+                catch (IOException ex)
+                {
+                    relay.Logger.LogError(ex, "{Session}: could not store a message", session.SessionId);
+                    return new SmtpReply(451, "4.3.0", "Could not store the message; please try again later");
+                }
             }
-            catch (IOException ex)
-            {
-                relay.Logger.LogError(ex, "{Session}: could not spool a message", session.SessionId);
-                return new SmtpReply(451, "4.3.0", "Could not store the message; please try again later");
-            }
-            relay.Trace.Write(new MessageReceived(envelope, stored.BodyLength, MessageStates.Queued, "accepted"));
-            relay.Scheduler.Enqueue(stored);
-            relay.Logger.LogInformation("{QueueId}: accepted from {Client} for tenant {Tenant}, {Direction}, {Recipients} recipients, {Size} bytes",
-                envelope.QueueId, envelope.Client, tenant.Name, envelope.Direction, recipients.Count, stored.BodyLength);
             return new SmtpReply(250, "2.0.0", $"Ok: queued as {envelope.QueueId}");
         }
         finally
@@ -160,17 +177,54 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
         return result;
     }
 
-    /// <summary>Postern's Received line, then the original header section without the relay key.</summary>
-    private byte[] BuildHead(Envelope envelope, HeaderSection headers, ReadOnlySpan<byte> section, string keyHeader)
+    /// <summary>
+    /// One stored copy per distinct verdict: recipients with the same verdict share a copy. The first
+    /// keeps the queue id the client was told; the others get their own.
+    /// </summary>
+    private static List<(Envelope Envelope, Verdict Verdict)> Split(Envelope envelope, ScanResult scan)
+    {
+        var groups = Enumerable.Range(0, envelope.Recipients.Count)
+            .GroupBy(i => (scan.Verdicts[i].Action, scan.Verdicts[i].Rule, scan.Verdicts[i].SubjectTag))
+            .ToList();
+        var parts = new List<(Envelope, Verdict)>(groups.Count);
+        foreach (var group in groups)
+        {
+            var id = parts.Count == 0 ? envelope.QueueId : QueueId.New();
+            parts.Add((envelope with { QueueId = id, Recipients = group.Select(i => envelope.Recipients[i]).ToArray() }, scan.Verdicts[group.First()]));
+        }
+        return parts;
+    }
+
+    private static string Describe(Verdict verdict) =>
+        verdict.Action.ToString().ToLowerInvariant() + (verdict.Rule == Verdict.Clean.Rule ? "" : $" (rule {verdict.Rule})");
+
+    /// <summary>
+    /// Postern's Received line and verdict header, then the original header section without the relay
+    /// key (and, when tagging, with the subject tagged).
+    /// </summary>
+    private byte[] BuildHead(Envelope envelope, HeaderSection headers, ReadOnlySpan<byte> section, string keyHeader, Verdict verdict)
     {
         var received = ReceivedLine(envelope);
-        var output = new byte[received.Length + section.Length];
+        var verdictLine = Encoding.ASCII.GetBytes($"{relay.Options.HeaderPrefix}Verdict: {SanitizeHeader(Describe(verdict))}\r\n");
+        var subjectLine = verdict.Action == VerdictAction.Tag && !string.IsNullOrEmpty(verdict.SubjectTag)
+            ? TaggedSubject(headers, verdict.SubjectTag)
+            : null;
+        var output = new byte[received.Length + verdictLine.Length + (subjectLine?.Length ?? 0) + section.Length];
         received.CopyTo(output, 0);
         var at = received.Length;
+        verdictLine.CopyTo(output, at);
+        at += verdictLine.Length;
+        if (subjectLine is not null)
+        {
+            subjectLine.CopyTo(output, at);
+            at += subjectLine.Length;
+        }
         var from = 0;
         foreach (var header in headers.Headers)
         {
-            if (!header.Name.Equals(keyHeader, StringComparison.OrdinalIgnoreCase))
+            var drop = header.Name.Equals(keyHeader, StringComparison.OrdinalIgnoreCase)
+                || (subjectLine is not null && header.Name.Equals("Subject", StringComparison.OrdinalIgnoreCase));
+            if (!drop)
                 continue;
             section[from..header.Start].CopyTo(output.AsSpan(at));
             at += header.Start - from;
@@ -180,6 +234,15 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
         at += section.Length - from;
         return output.AsSpan(0, at).ToArray();
     }
+
+    private static byte[] TaggedSubject(HeaderSection headers, string tag)
+    {
+        var subject = DecodeSubject(headers) ?? "";
+        var header = new MimeKit.Header(Encoding.UTF8, MimeKit.HeaderId.Subject, $"{tag} {subject}".TrimEnd());
+        return Encoding.UTF8.GetBytes("Subject:").Concat(header.RawValue).ToArray();
+    }
+
+    private static string SanitizeHeader(string value) => new(value.Where(c => c >= ' ' && c != 127).ToArray());
 
     private byte[] ReceivedLine(Envelope envelope)
     {
@@ -204,7 +267,7 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
         return decoded.Length > 500 ? decoded[..500] : decoded;
     }
 
-    private async Task<SmtpReply> HandOffAsync(Envelope envelope, byte[] head, int contentOffset, CancellationToken cancellationToken)
+    private async Task<SmtpReply> HandOffAsync(Envelope envelope, byte[] head, int contentOffset, ScanResult scan, CancellationToken cancellationToken)
     {
         var bodyLength = head.Length + content.Length - contentOffset;
         Stream Open()
@@ -217,7 +280,7 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
             return stream;
         }
         var results = await relay.Scheduler.DeliverNowAsync(envelope, Open, cancellationToken).ConfigureAwait(false);
-        relay.Trace.Write(new MessageReceived(envelope, bodyLength, MessageStates.Queued, "handoff"));
+        relay.Trace.Write(new MessageReceived(envelope, bodyLength, MessageStates.Queued, "handoff", Describe(scan.MostSevere), scan.Findings));
         if (results.All(r => r.Result.Outcome == Delivery.RecipientOutcome.Delivered))
         {
             relay.Trace.Write(new MessageStateChanged(envelope.QueueId, DateTimeOffset.UtcNow, MessageStates.Delivered, results[^1].Result.Reply));
@@ -241,7 +304,7 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
 
     private static string Truncate(string text) => text.Length > 200 ? text[..200] : text.Replace("\r", " ").Replace("\n", " ");
 
-    private SmtpReply Refuse(HeaderSection? headers, SmtpReply reply, string reason, Tenant? tenant = null)
+    private SmtpReply Refuse(HeaderSection? headers, SmtpReply reply, string reason, Tenant? tenant = null, ScanResult? scan = null)
     {
         var envelope = new Envelope
         {
@@ -255,7 +318,8 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
             Subject = headers is null ? null : DecodeSubject(headers),
             MessageId = headers?.Values("Message-ID").FirstOrDefault(),
         };
-        relay.Trace.Write(new MessageReceived(envelope, content.Length, MessageStates.Refused, $"{reply.Code} {reply.EnhancedCode} {reason}"));
+        relay.Trace.Write(new MessageReceived(envelope, content.Length, MessageStates.Refused, $"{reply.Code} {reply.EnhancedCode} {reason}",
+            scan is null ? null : Describe(scan.MostSevere), scan?.Findings));
         relay.Logger.LogInformation("{QueueId}: refused from {Client}: {Code} {Reason}", envelope.QueueId, envelope.Client, reply.Code, reason);
         return reply;
     }

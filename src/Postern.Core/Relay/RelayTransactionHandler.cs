@@ -19,6 +19,7 @@ public sealed class RelayTransactionHandler(
     MessageSpool spool,
     DeliveryScheduler scheduler,
     IMessageScanner scanner,
+    Quarantine.QuarantineStore quarantine,
     TraceWriter trace,
     ILogger<RelayTransactionHandler> logger) : ISmtpTransactionHandler
 {
@@ -41,6 +42,7 @@ public sealed class RelayTransactionHandler(
     internal MessageSpool Spool => spool;
     internal DeliveryScheduler Scheduler => scheduler;
     internal IMessageScanner Scanner => scanner;
+    internal Quarantine.QuarantineStore Quarantine => quarantine;
     internal TraceWriter Trace => trace;
     internal ILogger Logger => logger;
 }

@@ -1,34 +1,28 @@
+using Postern.Core.Policy;
 using Postern.Core.Spool;
-using Postern.Smtp;
+using Postern.Core.Tenants;
 
 namespace Postern.Core.Scanning;
 
-/// <summary>What the scanning stage decided for a message before it is acknowledged.</summary>
-public sealed record ScanVerdict(ScanAction Action, string Reason, SmtpReply? Reply = null)
+/// <summary>What the scanner is asked to look at: one received message of one tenant, before it is acknowledged.</summary>
+public sealed record ScanRequest(Envelope Envelope, Tenant Tenant, MessageContent Content, RoutingTable Table);
+
+/// <summary>Everything the engines found and, per recipient (index into the envelope), the policy's verdict.</summary>
+public sealed record ScanResult(IReadOnlyList<Finding> Findings, IReadOnlyList<Verdict> Verdicts)
 {
-    public static ScanVerdict Deliver { get; } = new(ScanAction.Deliver, "not scanned");
+    /// <summary>The verdict that decides the SMTP reply: the most severe across recipients.</summary>
+    public Verdict MostSevere => Verdicts.MaxBy(v => v.Severity) ?? Verdict.Clean;
 }
 
-public enum ScanAction
-{
-    Deliver,
-
-    /// <summary>Refuse with <see cref="ScanVerdict.Reply"/> (5xx).</summary>
-    Reject,
-
-    /// <summary>Ask the client to try later with <see cref="ScanVerdict.Reply"/> (4xx), e.g. an engine is down.</summary>
-    Defer,
-}
-
-/// <summary>The place in the relay where scanning happens: after authentication, before the message is spooled.</summary>
+/// <summary>The place in the relay where scanning happens: after authentication, before the message is acknowledged.</summary>
 public interface IMessageScanner
 {
-    ValueTask<ScanVerdict> ScanAsync(Envelope envelope, MessageContent content, CancellationToken cancellationToken);
+    ValueTask<ScanResult> ScanAsync(ScanRequest request, CancellationToken cancellationToken);
 }
 
-/// <summary>Passes every message; scanning engines replace it.</summary>
+/// <summary>Passes every message without looking (for relays that scan elsewhere, and for tests of the relay itself).</summary>
 public sealed class PassThroughScanner : IMessageScanner
 {
-    public ValueTask<ScanVerdict> ScanAsync(Envelope envelope, MessageContent content, CancellationToken cancellationToken) =>
-        ValueTask.FromResult(ScanVerdict.Deliver);
+    public ValueTask<ScanResult> ScanAsync(ScanRequest request, CancellationToken cancellationToken) =>
+        ValueTask.FromResult(new ScanResult([], request.Envelope.Recipients.Select(_ => Verdict.Clean).ToArray()));
 }

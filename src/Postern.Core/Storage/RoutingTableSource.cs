@@ -19,7 +19,7 @@ public sealed class RoutingTableSource(TenantStore store, ILogger<RoutingTableSo
     public void Load()
     {
         var generation = store.ReadGeneration();
-        var table = new RoutingTable(generation, store.ListTenants(), store.ListDomains());
+        var table = new RoutingTable(generation, store.ListTenants(), store.ListDomains(), store.ListPolicyRules(), store.ListVips());
         _current = table;
         Reloaded?.Invoke(table);
     }

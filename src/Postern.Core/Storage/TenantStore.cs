@@ -148,6 +148,71 @@ public sealed class TenantStore(PosternDatabase database)
         return result;
     }
 
+    /// <summary>Every tenant's own policy rules, in priority order.</summary>
+    public IReadOnlyDictionary<Guid, IReadOnlyList<Policy.PolicyRule>> ListPolicyRules()
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT tenant_id, rule FROM policy_rules";
+        var rules = new List<(Guid, Policy.PolicyRule)>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+            rules.Add((Guid.Parse(reader.GetString(0)), System.Text.Json.JsonSerializer.Deserialize<Policy.PolicyRule>(reader.GetString(1), PolicyJson)!));
+        return rules.GroupBy(r => r.Item1).ToDictionary(g => g.Key, g => (IReadOnlyList<Policy.PolicyRule>)g.Select(r => r.Item2).OrderBy(r => r.Priority).ToArray());
+    }
+
+    /// <summary>Adds or replaces (by name) a policy rule of the tenant.</summary>
+    public void SetPolicyRule(Tenant tenant, Policy.PolicyRule rule)
+    {
+        if (string.IsNullOrWhiteSpace(rule.Name))
+            throw new PosternException("a policy rule needs a name");
+        using var connection = database.Open();
+        using var tx = connection.BeginTransaction();
+        Execute(connection, tx, "INSERT OR REPLACE INTO policy_rules (tenant_id, name, rule) VALUES ($t, $n, $r)",
+            ("$t", tenant.Id.ToString()), ("$n", rule.Name), ("$r", System.Text.Json.JsonSerializer.Serialize(rule, PolicyJson)));
+        BumpGeneration(connection, tx);
+        tx.Commit();
+    }
+
+    public void RemovePolicyRule(Tenant tenant, string name)
+    {
+        using var connection = database.Open();
+        using var tx = connection.BeginTransaction();
+        if (Execute(connection, tx, "DELETE FROM policy_rules WHERE tenant_id = $t AND name = $n", ("$t", tenant.Id.ToString()), ("$n", name)) == 0)
+            throw new PosternException($"tenant '{tenant.Name}' has no policy rule '{name}'");
+        BumpGeneration(connection, tx);
+        tx.Commit();
+    }
+
+    /// <summary>Every tenant's VIP display names.</summary>
+    public IReadOnlyDictionary<Guid, IReadOnlyList<string>> ListVips()
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT tenant_id, display_name FROM tenant_vips ORDER BY display_name";
+        var vips = new List<(Guid, string)>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+            vips.Add((Guid.Parse(reader.GetString(0)), reader.GetString(1)));
+        return vips.GroupBy(v => v.Item1).ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.Select(v => v.Item2).ToArray());
+    }
+
+    public void SetVips(Tenant tenant, IReadOnlyList<string> displayNames)
+    {
+        using var connection = database.Open();
+        using var tx = connection.BeginTransaction();
+        Execute(connection, tx, "DELETE FROM tenant_vips WHERE tenant_id = $t", ("$t", tenant.Id.ToString()));
+        foreach (var name in displayNames.Select(n => n.Trim()).Where(n => n.Length > 0).Distinct())
+            Execute(connection, tx, "INSERT INTO tenant_vips (tenant_id, display_name) VALUES ($t, $n)", ("$t", tenant.Id.ToString()), ("$n", name));
+        BumpGeneration(connection, tx);
+        tx.Commit();
+    }
+
+    internal static readonly System.Text.Json.JsonSerializerOptions PolicyJson = new(System.Text.Json.JsonSerializerDefaults.Web)
+    {
+        Converters = { new System.Text.Json.Serialization.JsonStringEnumConverter(System.Text.Json.JsonNamingPolicy.KebabCaseLower) },
+    };
+
     /// <summary>A number that changes whenever tenants or domains change.</summary>
     public long ReadGeneration()
     {

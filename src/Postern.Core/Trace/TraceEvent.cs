@@ -6,7 +6,8 @@ namespace Postern.Core.Trace;
 public abstract record TraceEvent(string QueueId, DateTimeOffset At);
 
 /// <summary>A message was accepted (queued) or refused at the end of DATA.</summary>
-public sealed record MessageReceived(Envelope Envelope, long Size, string State, string Reason) : TraceEvent(Envelope.QueueId, Envelope.ReceivedAt);
+public sealed record MessageReceived(Envelope Envelope, long Size, string State, string Reason, string? Verdict = null, IReadOnlyList<Scanning.Finding>? Findings = null)
+    : TraceEvent(Envelope.QueueId, Envelope.ReceivedAt);
 
 /// <summary>One delivery attempt to one server for some recipients.</summary>
 public sealed record DeliveryAttempted(string QueueId, DateTimeOffset At, string Server, IReadOnlyList<string> Recipients, string Outcome, string Reply)
@@ -25,6 +26,7 @@ public static class MessageStates
     public const string Failed = "failed";
     public const string Refused = "refused";
     public const string PartlyFailed = "partly-failed";
+    public const string Quarantined = "quarantined";
 
     public static bool IsInQueue(string state) => state is Queued or Deferred;
 }

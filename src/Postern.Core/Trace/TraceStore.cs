@@ -6,7 +6,7 @@ namespace Postern.Core.Trace;
 public sealed record TraceRecord(
     string QueueId, string? TenantId, string Direction, string MailFrom, IReadOnlyList<string> Recipients, string? Subject,
     string? MessageId, long Size, string Client, string ReceivedAt, string State, string? Reason, string? NextAttemptAt,
-    IReadOnlyList<TraceAttempt> Attempts);
+    IReadOnlyList<TraceAttempt> Attempts, string? Verdict = null, IReadOnlyList<Scanning.Finding>? Findings = null);
 
 public sealed record TraceAttempt(string At, string Server, IReadOnlyList<string> Recipients, string Outcome, string Reply);
 
@@ -25,7 +25,7 @@ public sealed class TraceStore(PosternDatabase database)
         }
         if (queuedOnly)
             where.Add($"state IN ('{MessageStates.Queued}', '{MessageStates.Deferred}')");
-        command.CommandText = "SELECT queue_id, tenant_id, direction, mail_from, recipients, subject, message_id, size, client, received_at, state, reason, next_attempt_at " +
+        command.CommandText = "SELECT queue_id, tenant_id, direction, mail_from, recipients, subject, message_id, size, client, received_at, state, reason, next_attempt_at, verdict, findings " +
             "FROM trace_messages" + (where.Count > 0 ? " WHERE " + string.Join(" AND ", where) : "") + " ORDER BY received_at DESC LIMIT $limit";
         command.Parameters.AddWithValue("$limit", limit);
         var records = new List<TraceRecord>();
@@ -36,7 +36,9 @@ public sealed class TraceStore(PosternDatabase database)
                 records.Add(new TraceRecord(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetString(2), reader.GetString(3),
                     reader.GetString(4).Split(' ', StringSplitOptions.RemoveEmptyEntries), reader.IsDBNull(5) ? null : reader.GetString(5),
                     reader.IsDBNull(6) ? null : reader.GetString(6), reader.GetInt64(7), reader.GetString(8), reader.GetString(9), reader.GetString(10),
-                    reader.IsDBNull(11) ? null : reader.GetString(11), reader.IsDBNull(12) ? null : reader.GetString(12), []));
+                    reader.IsDBNull(11) ? null : reader.GetString(11), reader.IsDBNull(12) ? null : reader.GetString(12), [],
+                    reader.IsDBNull(13) ? null : reader.GetString(13),
+                    reader.IsDBNull(14) ? null : System.Text.Json.JsonSerializer.Deserialize<Scanning.Finding[]>(reader.GetString(14), TraceJson.Options)));
             }
         }
         if (records.Count == 0)

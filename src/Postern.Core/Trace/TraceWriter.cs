@@ -66,10 +66,10 @@ public sealed class TraceWriter : IAsyncDisposable
         using var connection = _database.Open();
         using var tx = connection.BeginTransaction();
         using var received = Command(connection, tx, """
-            INSERT INTO trace_messages (queue_id, tenant_id, direction, mail_from, recipients, subject, message_id, size, client, received_at, state, reason, updated_at)
-            VALUES ($id, $tenant, $direction, $from, $rcpts, $subject, $mid, $size, $client, $at, $state, $reason, $at)
+            INSERT INTO trace_messages (queue_id, tenant_id, direction, mail_from, recipients, subject, message_id, size, client, received_at, state, reason, updated_at, verdict, findings)
+            VALUES ($id, $tenant, $direction, $from, $rcpts, $subject, $mid, $size, $client, $at, $state, $reason, $at, $verdict, $findings)
             ON CONFLICT(queue_id) DO NOTHING
-            """, "$id", "$tenant", "$direction", "$from", "$rcpts", "$subject", "$mid", "$size", "$client", "$at", "$state", "$reason");
+            """, "$id", "$tenant", "$direction", "$from", "$rcpts", "$subject", "$mid", "$size", "$client", "$at", "$state", "$reason", "$verdict", "$findings");
         using var attempt = Command(connection, tx, """
             INSERT INTO trace_attempts (queue_id, at, server, recipients, outcome, reply) VALUES ($id, $at, $server, $rcpts, $outcome, $reply)
             """, "$id", "$at", "$server", "$rcpts", "$outcome", "$reply");
@@ -83,7 +83,8 @@ public sealed class TraceWriter : IAsyncDisposable
                 case MessageReceived r:
                     Run(received, r.QueueId, r.Envelope.TenantId == Guid.Empty ? null : r.Envelope.TenantId.ToString(), r.Envelope.Direction,
                         r.Envelope.MailFrom, string.Join(' ', r.Envelope.Recipients.Select(x => x.Address)), r.Envelope.Subject,
-                        r.Envelope.MessageId, r.Size, r.Envelope.Client, TenantStore.Format(r.At), r.State, r.Reason);
+                        r.Envelope.MessageId, r.Size, r.Envelope.Client, TenantStore.Format(r.At), r.State, r.Reason, r.Verdict,
+                        r.Findings is { Count: > 0 } findings ? System.Text.Json.JsonSerializer.Serialize(findings, TraceJson.Options) : null);
                     break;
                 case DeliveryAttempted a:
                     Run(attempt, a.QueueId, TenantStore.Format(a.At), a.Server, string.Join(' ', a.Recipients), a.Outcome, a.Reply);
@@ -118,4 +119,9 @@ public sealed class TraceWriter : IAsyncDisposable
     {
         public TaskCompletionSource Done { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
+}
+
+internal static class TraceJson
+{
+    public static readonly System.Text.Json.JsonSerializerOptions Options = new(System.Text.Json.JsonSerializerDefaults.Web);
 }

@@ -55,7 +55,8 @@ public sealed class PosternNode : IAsyncDisposable
             _loggerFactory.CreateLogger<DeliveryScheduler>());
         _scheduler.Start(recovered);
 
-        var handler = new RelayTransactionHandler(_options, routing, _spool, _scheduler, new PassThroughScanner(), _trace,
+        var quarantine = new Core.Quarantine.QuarantineStore(_database, _options.DataDir);
+        var handler = new RelayTransactionHandler(_options, routing, _spool, _scheduler, new PassThroughScanner(), quarantine, _trace,
             _loggerFactory.CreateLogger<RelayTransactionHandler>());
         var listeners = _options.Listeners.Select(l => new SmtpListenerOptions
         {

@@ -1,0 +1,55 @@
+using Microsoft.Extensions.Logging;
+using MimeKit;
+using Postern.Core.Policy;
+
+namespace Postern.Core.Scanning;
+
+/// <summary>
+/// Runs every engine over the message (parsed once, engines side by side), then the tenant's policy
+/// per recipient. An engine that throws or overruns its time becomes an "engine unavailable"
+/// finding, which the default policy defers: Postern never passes a message it could not scan.
+/// </summary>
+public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpan engineTimeout, ILogger<ScanningPipeline> logger) : IMessageScanner
+{
+    public async ValueTask<ScanResult> ScanAsync(ScanRequest request, CancellationToken cancellationToken)
+    {
+        MimeMessage message;
+        await using (var stream = request.Content.OpenRead())
+            message = await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
+        var domains = request.Table.DomainsOf(request.Tenant.Id);
+        var context = new ScanContext
+        {
+            Envelope = request.Envelope,
+            Tenant = request.Tenant,
+            Message = message,
+            OpenRaw = () => request.Content.OpenRead(),
+            Size = request.Content.Length,
+            TenantDomains = domains,
+            Vips = request.Table.VipsOf(request.Tenant.Id),
+        };
+        var results = await Task.WhenAll(engines.Select(engine => RunAsync(engine, context, cancellationToken))).ConfigureAwait(false);
+        var findings = results.SelectMany(r => r).ToArray();
+        var evaluator = new PolicyEvaluator(request.Table.RulesOf(request.Tenant.Id));
+        var verdicts = request.Envelope.Recipients.Select(r => evaluator.Evaluate(context, findings, r)).ToArray();
+        return new ScanResult(findings, verdicts);
+    }
+
+    private async Task<IReadOnlyList<Finding>> RunAsync(IScanEngine engine, ScanContext context, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(engineTimeout);
+        try
+        {
+            return await engine.ScanAsync(context, timeout.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return [new Finding(engine.Name, FindingKinds.EngineUnavailable, $"{engine.Name} did not answer within {engineTimeout.TotalSeconds:0} s")];
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            logger.LogWarning(ex, "{QueueId}: engine {Engine} failed", context.Envelope.QueueId, engine.Name);
+            return [new Finding(engine.Name, FindingKinds.EngineUnavailable, $"{engine.Name} failed: {ex.GetType().Name}")];
+        }
+    }
+}
