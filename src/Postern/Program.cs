@@ -11,5 +11,6 @@ var root = new RootCommand("Postern: an email-security relay for Microsoft 365")
     RelayCommands.Create(cli),
     QueueCommands.Create(cli),
     TraceCommands.Create(cli),
+    QuarantineCommands.Create(cli),
 };
 return await root.Parse(args).InvokeAsync();

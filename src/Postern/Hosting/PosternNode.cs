@@ -82,6 +82,8 @@ public sealed class PosternNode : IAsyncDisposable
         _background.Add(routing.WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
         _background.Add(new QueueRequestWatcher(_database, _scheduler, _loggerFactory.CreateLogger<QueueRequestWatcher>())
             .WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
+        _background.Add(new QuarantineReleaseWatcher(quarantine, _spool, _scheduler, _trace, _loggerFactory.CreateLogger<QuarantineReleaseWatcher>())
+            .WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
         for (var i = 0; i < listeners.Length; i++)
             _logger.LogInformation("Listening on {EndPoint} ({Listener}{Tls}{Handoff})", _server.BoundEndPoints[i], listeners[i].Name,
                 listeners[i].RequireTls ? ", STARTTLS required" : "", listeners[i].Handoff ? ", handoff" : "");
