@@ -1,0 +1,133 @@
+using MimeKit;
+using Postern.Core.Policy;
+using Postern.Core.Scanning;
+using Postern.Core.Spool;
+using Postern.Core.Tenants;
+
+namespace Postern.Core.Tests.Policy;
+
+public sealed class PolicyEvaluatorTests
+{
+    private static readonly Tenant Contoso = new()
+    {
+        Id = Guid.NewGuid(), Name = "contoso", Region = "eu", LoopToken = LoopToken.Generate(), CreatedAt = DateTimeOffset.UtcNow,
+    };
+
+    private static ScanContext Context(RecipientRoute route = RecipientRoute.Tenant, string subject = "Quarterly report", string body = "Numbers attached.",
+        string? attachment = null, long size = 1000)
+    {
+        var message = new MimeMessage();
+        message.From.Add(MailboxAddress.Parse("alice@fabrikam.test"));
+        message.To.Add(MailboxAddress.Parse("bob@contoso.test"));
+        message.Subject = subject;
+        var builder = new BodyBuilder { TextBody = body };
+        if (attachment is not null)
+            builder.Attachments.Add(attachment, new byte[] { 1, 2, 3 });
+        message.Body = builder.ToMessageBody();
+        return new ScanContext
+        {
+            Envelope = new Envelope
+            {
+                QueueId = QueueId.New(), ReceivedAt = DateTimeOffset.UtcNow, TenantId = Contoso.Id, MailFrom = "alice@fabrikam.test",
+                Recipients = [new EnvelopeRecipient("bob@contoso.test", route)], Client = "127.0.0.1",
+            },
+            Tenant = Contoso,
+            Message = message,
+            OpenRaw = () => new MemoryStream(),
+            Size = size,
+        };
+    }
+
+    private static Verdict Evaluate(ScanContext context, IReadOnlyList<Finding> findings, params PolicyRule[] rules) =>
+        new PolicyEvaluator(rules).Evaluate(context, findings, context.Envelope.Recipients[0]);
+
+    private static readonly Finding Eicar = new("clamav", FindingKinds.Virus, "Test.EICAR.NDB.UNOFFICIAL found", Subject: "Test.EICAR.NDB.UNOFFICIAL");
+
+    [Fact]
+    public void A_clean_message_is_delivered()
+    {
+        var verdict = Evaluate(Context(), [new Finding("rspamd", FindingKinds.SpamScore, "score 1.0", 1.0)]);
+        Assert.Equal(VerdictAction.Deliver, verdict.Action);
+    }
+
+    [Fact]
+    public void Inbound_malware_is_quarantined_and_outbound_malware_rejected_by_default()
+    {
+        var inbound = Evaluate(Context(RecipientRoute.Tenant), [Eicar]);
+        Assert.Equal((VerdictAction.Quarantine, "quarantine-malware"), (inbound.Action, inbound.Rule));
+        Assert.Contains("EICAR", inbound.Reason);
+
+        var outbound = Evaluate(Context(RecipientRoute.Mx), [Eicar]);
+        Assert.Equal(VerdictAction.Reject, outbound.Action);
+        Assert.Equal((550, "5.7.1"), (outbound.Reply!.Code, outbound.Reply.EnhancedCode));
+    }
+
+    [Fact]
+    public void An_engine_that_could_not_scan_defers_rather_than_passing_unscanned()
+    {
+        var verdict = Evaluate(Context(), [Eicar, new Finding("rspamd", FindingKinds.EngineUnavailable, "rspamd: connection refused")]);
+        Assert.Equal(VerdictAction.Defer, verdict.Action);
+        Assert.Equal(451, verdict.Reply!.Code);
+        Assert.Contains("connection refused", verdict.Reason);
+    }
+
+    [Fact]
+    public void Probable_spam_is_tagged_with_the_score_in_the_reason()
+    {
+        var verdict = Evaluate(Context(), [new Finding("rspamd", FindingKinds.SpamScore, "score 7.5", 7.5)]);
+        Assert.Equal((VerdictAction.Tag, "[SPAM?]"), (verdict.Action, verdict.SubjectTag));
+        Assert.Contains("7.5", verdict.Reason);
+    }
+
+    [Fact]
+    public void Tenant_rules_come_before_the_defaults_and_the_first_match_decides()
+    {
+        var allowPartner = new PolicyRule
+        {
+            Name = "partner-invoices", Priority = 10,
+            When = new RuleConditions { Sender = ["*@fabrikam.test"], AttachmentName = ["*.xlsm"] },
+            Then = new RuleAction { Action = VerdictAction.Deliver },
+        };
+        var context = Context(attachment: "invoice.xlsm");
+        var macro = new Finding("attachments", FindingKinds.MacroDocument, "invoice.xlsm has macros", Subject: "invoice.xlsm");
+        Assert.Equal("partner-invoices", Evaluate(context, [macro], allowPartner).Rule);
+        Assert.Equal("tag-risky-attachments", Evaluate(context, [macro]).Rule);
+    }
+
+    [Theory]
+    [InlineData("Please wire the money today", true)]
+    [InlineData("Wireless headsets on sale", false)]
+    public void Body_words_match_whole_words_in_subject_or_text(string body, bool matches)
+    {
+        var rule = new PolicyRule
+        {
+            Name = "wire-fraud", Priority = 5,
+            When = new RuleConditions { Direction = "inbound", BodyWords = ["wire"] },
+            Then = new RuleAction { Action = VerdictAction.Tag, SubjectTag = "[Check payment]" },
+        };
+        Assert.Equal(matches ? "wire-fraud" : "default", Evaluate(Context(body: body), [], rule).Rule);
+    }
+
+    [Fact]
+    public void Size_and_header_conditions_must_all_hold()
+    {
+        var rule = new PolicyRule
+        {
+            Name = "big-from-list", Priority = 5,
+            When = new RuleConditions { SizeAbove = 5000, Header = new HeaderCondition("Subject", "^quarterly") },
+            Then = new RuleAction { Action = VerdictAction.Reject, ReplyText = "Too big" },
+        };
+        Assert.Equal("default", Evaluate(Context(size: 1000), [], rule).Rule);
+        var verdict = Evaluate(Context(size: 10_000), [], rule);
+        Assert.Equal((VerdictAction.Reject, "Too big"), (verdict.Action, verdict.Reply!.Text));
+    }
+
+    [Theory]
+    [InlineData("*@contoso.test", "bob@contoso.test", true)]
+    [InlineData("*@contoso.test", "bob@evilcontoso.test", false)]
+    [InlineData("b?b@*", "BOB@contoso.test", true)]
+    [InlineData("*.exe", "invoice.pdf.exe", true)]
+    [InlineData("*.exe", "invoice.exe.pdf", false)]
+    public void Globs_are_case_insensitive_and_anchored(string pattern, string value, bool expected) =>
+        Assert.Equal(expected, PolicyEvaluator.Glob(pattern, value));
+}
