@@ -1,4 +1,5 @@
-using YamlDotNet.RepresentationModel;
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
 
 namespace Postern.Core.Tests.Authentication;
 
@@ -19,13 +20,35 @@ internal static class ConformanceData
 
     public static string ReadText(params string[] parts) => File.ReadAllText(PathOf(parts));
 
-    /// <summary>Every document of a multi-document YAML file.</summary>
-    public static IReadOnlyList<YamlMappingNode> LoadYamlDocuments(params string[] parts)
+    /// <summary>Every document of a multi-document YAML file, as <see cref="YamlTree"/> maps.</summary>
+    public static IReadOnlyList<IReadOnlyDictionary<string, object>> LoadYamlDocuments(params string[] parts) =>
+        YamlTree.LoadDocuments(BlankEmptyBlockScalars(ReadText(parts)));
+
+    /// <summary>
+    /// The ARC suite writes some empty block scalars ("cv: |", "AS: |") as a line of spaces followed by the next
+    /// key. PyYAML reads that as an empty value; YamlDotNet rejects the spaces ("extra spaces in first line").
+    /// Only in that case — whitespace-only lines after a block indicator, then a line no deeper than the key —
+    /// are the spaces dropped. Nothing inside a non-empty block is touched.
+    /// </summary>
+    private static string BlankEmptyBlockScalars(string yaml)
     {
-        var stream = new YamlStream();
-        using (var reader = new StringReader(ReadText(parts)))
-            stream.Load(reader);
-        return stream.Documents.Select(d => d.RootNode).OfType<YamlMappingNode>().ToArray();
+        var lines = yaml.Split('\n');
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var trimmed = lines[i].TrimEnd();
+            if (!(trimmed.EndsWith(": |", StringComparison.Ordinal) || trimmed.EndsWith(":|", StringComparison.Ordinal) || trimmed.EndsWith(" |", StringComparison.Ordinal)))
+                continue;
+            var keyIndent = lines[i].Length - lines[i].TrimStart(' ').Length;
+            var j = i + 1;
+            while (j < lines.Length && lines[j].Trim().Length == 0)
+                j++;
+            var nextIndent = j < lines.Length ? lines[j].Length - lines[j].TrimStart(' ').Length : 0;
+            if (nextIndent > keyIndent)
+                continue;
+            for (var k = i + 1; k < j; k++)
+                lines[k] = "";
+        }
+        return string.Join('\n', lines);
     }
 
     private static string? FindRoot()
@@ -40,13 +63,53 @@ internal static class ConformanceData
     }
 }
 
-/// <summary>Small helpers for YamlDotNet's representation model.</summary>
-internal static class YamlNodes
+/// <summary>
+/// YAML read into plain values: strings, lists and maps. Built from YamlDotNet's parser events rather than its
+/// representation model because the ARC validation suite repeats four test ids in one mapping; PyYAML (and so
+/// the upstream harness and the "171 tests" count) keeps the last, and so does this.
+/// </summary>
+internal static class YamlTree
 {
-    public static YamlNode? Get(this YamlMappingNode map, string key) =>
-        map.Children.TryGetValue(new YamlScalarNode(key), out var node) ? node : null;
+    public static IReadOnlyList<IReadOnlyDictionary<string, object>> LoadDocuments(string text)
+    {
+        var parser = new Parser(new StringReader(text));
+        var documents = new List<IReadOnlyDictionary<string, object>>();
+        parser.Consume<StreamStart>();
+        while (parser.TryConsume<DocumentStart>(out _))
+        {
+            if (ReadNode(parser) is IReadOnlyDictionary<string, object> root)
+                documents.Add(root);
+            parser.Consume<DocumentEnd>();
+        }
+        return documents;
+    }
 
-    public static string? Scalar(this YamlMappingNode map, string key) => (map.Get(key) as YamlScalarNode)?.Value;
+    private static object ReadNode(IParser parser)
+    {
+        if (parser.TryConsume<Scalar>(out var scalar))
+            return scalar.Value;
+        if (parser.TryConsume<SequenceStart>(out _))
+        {
+            var list = new List<object>();
+            while (!parser.TryConsume<SequenceEnd>(out _))
+                list.Add(ReadNode(parser));
+            return list;
+        }
+        if (parser.TryConsume<MappingStart>(out _))
+        {
+            var map = new Dictionary<string, object>(StringComparer.Ordinal);
+            while (!parser.TryConsume<MappingEnd>(out _))
+            {
+                var key = (string)ReadNode(parser);
+                map[key] = ReadNode(parser);
+            }
+            return map;
+        }
+        throw new InvalidDataException($"unexpected YAML event {parser.Current}");
+    }
 
-    public static string Text(this YamlNode node) => ((YamlScalarNode)node).Value ?? "";
+    public static string? Str(this IReadOnlyDictionary<string, object> map, string key) => map.TryGetValue(key, out var v) ? v as string : null;
+
+    public static IReadOnlyDictionary<string, object>? Map(this IReadOnlyDictionary<string, object> map, string key) =>
+        map.TryGetValue(key, out var v) ? v as IReadOnlyDictionary<string, object> : null;
 }

@@ -1,6 +1,5 @@
 using System.Net;
 using Postern.Core.Authentication;
-using YamlDotNet.RepresentationModel;
 
 namespace Postern.Core.Tests.Authentication;
 
@@ -71,20 +70,19 @@ internal sealed record SpfSuiteCase(
         var cases = new Dictionary<string, SpfSuiteCase>(StringComparer.Ordinal);
         foreach (var scenario in ConformanceData.LoadYamlDocuments("openspf-pyspf", "test", file))
         {
-            var description = scenario.Scalar("description") ?? "";
-            var zone = scenario.Get("zonedata") as YamlMappingNode;
-            foreach (var (key, value) in ((YamlMappingNode)scenario.Get("tests")!).Children)
+            var description = scenario.Str("description") ?? "";
+            var zone = scenario.Map("zonedata");
+            foreach (var (id, value) in scenario.Map("tests")!)
             {
-                var test = (YamlMappingNode)value;
-                var id = key.Text();
-                var results = test.Get("result") switch
+                var test = (IReadOnlyDictionary<string, object>)value;
+                var results = test["result"] switch
                 {
-                    YamlSequenceNode list => list.Children.Select(n => n.Text()).ToArray(),
-                    var single => [single!.Text()],
+                    List<object> list => list.Cast<string>().ToArray(),
+                    var single => [(string)single],
                 };
                 // Each test gets its own zone: the resolver records queries.
-                cases.Add(id, new SpfSuiteCase(id, test.Scalar("helo") ?? "", test.Scalar("host")!, test.Scalar("mailfrom") ?? "",
-                    results, test.Scalar("explanation"), $"{description}: {test.Scalar("description")}", BuildZone(zone)));
+                cases.Add(id, new SpfSuiteCase(id, test.Str("helo") ?? "", test.Str("host")!, test.Str("mailfrom") ?? "",
+                    results, test.Str("explanation"), $"{description}: {test.Str("description")}", BuildZone(zone)));
             }
         }
         return cases;
@@ -95,42 +93,41 @@ internal sealed record SpfSuiteCase(
     /// of one record, SPF (type 99) records stand in for TXT when a name has no TXT entry, "TXT: NONE" means none,
     /// and TIMEOUT makes every type not listed time out.
     /// </summary>
-    private static InMemoryDnsResolver BuildZone(YamlMappingNode? zonedata)
+    private static InMemoryDnsResolver BuildZone(IReadOnlyDictionary<string, object>? zonedata)
     {
         var zone = new InMemoryDnsResolver();
         if (zonedata is null)
             return zone;
-        foreach (var (nameNode, recordsNode) in zonedata.Children)
+        foreach (var (name, recordsNode) in zonedata)
         {
-            var name = nameNode.Text();
             zone.AddEmptyName(name);
-            var records = ((YamlSequenceNode)recordsNode).Children;
-            var hasTxt = records.OfType<YamlMappingNode>().Any(r => r.Get("TXT") is not null);
+            var records = (List<object>)recordsNode;
+            var hasTxt = records.OfType<IReadOnlyDictionary<string, object>>().Any(r => r.ContainsKey("TXT"));
             foreach (var record in records)
             {
-                if (record is YamlScalarNode { Value: "TIMEOUT" })
+                if (record is "TIMEOUT")
                 {
                     zone.AddTimeout(name);
                     continue;
                 }
-                var (typeNode, value) = ((YamlMappingNode)record).Children.Single();
-                switch (typeNode.Text())
+                var (type, value) = ((IReadOnlyDictionary<string, object>)record).Single();
+                switch (type)
                 {
                     case "A":
                     case "AAAA":
-                        zone.AddAddress(name, IPAddress.Parse(value.Text()));
+                        zone.AddAddress(name, IPAddress.Parse((string)value));
                         break;
                     case "MX":
-                        var mx = (YamlSequenceNode)value;
-                        zone.AddMx(name, int.Parse(mx.Children[0].Text()), mx.Children[1].Text());
+                        var mx = (List<object>)value;
+                        zone.AddMx(name, int.Parse((string)mx[0], System.Globalization.CultureInfo.InvariantCulture), (string)mx[1]);
                         break;
                     case "PTR":
-                        zone.AddPtr(name, value.Text());
+                        zone.AddPtr(name, (string)value);
                         break;
                     case "CNAME":
-                        zone.AddCname(name, value.Text());
+                        zone.AddCname(name, (string)value);
                         break;
-                    case "TXT" when value is YamlScalarNode { Value: "NONE" }:
+                    case "TXT" when value is "NONE":
                         break;
                     case "TXT":
                         zone.AddTxt(name, TxtText(value));
@@ -141,13 +138,13 @@ internal sealed record SpfSuiteCase(
                     case "SPF":
                         break;
                     default:
-                        throw new InvalidDataException($"zonedata type {typeNode.Text()} at {name} is not understood");
+                        throw new InvalidDataException($"zonedata type {type} at {name} is not understood");
                 }
             }
         }
         return zone;
     }
 
-    private static string TxtText(YamlNode value) =>
-        value is YamlSequenceNode strings ? string.Concat(strings.Children.Select(s => s.Text())) : value.Text();
+    private static string TxtText(object value) =>
+        value is List<object> strings ? string.Concat(strings.Cast<string>()) : (string)value;
 }

@@ -1,0 +1,159 @@
+using MimeKit;
+using MimeKit.Cryptography;
+
+namespace Postern.Core.Authentication;
+
+/// <summary>What happened when Postern tried to add its ARC set.</summary>
+/// <param name="Sealed">An ARC set was added at the top of the message.</param>
+/// <param name="Instance">i= of the new set (or the one it would have had).</param>
+/// <param name="ChainValidation">cv= written into the new seal: none, pass or fail.</param>
+/// <param name="Reason">Why nothing was added, when nothing was.</param>
+public sealed record ArcSealOutcome(bool Sealed, int Instance, string ChainValidation, string? Reason = null);
+
+/// <summary>
+/// Adds Postern's ARC set (RFC 8617 §5.1) to a message it is handing back to Microsoft 365, so that
+/// Microsoft 365 (with Postern listed as a trusted ARC sealer) keeps trusting the authentication results of
+/// the original hop. The ARC-Authentication-Results carry what Postern itself checked. Signing is MimeKit's
+/// <see cref="ArcSigner"/>; the chain status cv= comes from validating the incoming chain first, because
+/// MimeKit takes cv from the arc= result it is given and would otherwise claim "pass".
+/// </summary>
+public sealed class ArcSealer
+{
+    /// <summary>RFC 8617 §4.2.1: instances run from 1 to 50.</summary>
+    public const int MaxInstances = 50;
+
+    /// <summary>Covered by the ARC-Message-Signature when present.</summary>
+    public static readonly IReadOnlyList<string> DefaultHeaders =
+    [
+        "from", "sender", "reply-to", "subject", "date", "message-id", "to", "cc", "in-reply-to", "references",
+        "mime-version", "content-type", "content-transfer-encoding", "content-disposition", "dkim-signature",
+    ];
+
+    private readonly DkimSigningKey _key;
+    private readonly ArcChainVerifier? _verifier;
+
+    /// <param name="key">The deployment's ARC signing key.</param>
+    /// <param name="domain">d= of the seal: the deployment's signing domain (e.g. arc.postern.example).</param>
+    /// <param name="selector">s= of the seal.</param>
+    /// <param name="authservId">The authserv-id Postern stamps its results with (RFC 8601 §2.5).</param>
+    /// <param name="verifier">Validates the incoming chain when the results passed to <see cref="SealAsync"/> carry no arc= result.</param>
+    public ArcSealer(DkimSigningKey key, string domain, string selector, string authservId, ArcChainVerifier? verifier = null)
+    {
+        if (!DkimNames.IsValidDomain(domain))
+            throw new ArgumentException($"'{domain}' is not a valid ARC signing domain.", nameof(domain));
+        if (!DkimNames.IsValidSelector(selector))
+            throw new ArgumentException($"'{selector}' is not a valid ARC selector.", nameof(selector));
+        if (string.IsNullOrWhiteSpace(authservId))
+            throw new ArgumentException("The authserv-id must not be empty.", nameof(authservId));
+        _key = key;
+        _verifier = verifier;
+        Domain = domain;
+        Selector = selector;
+        AuthservId = authservId;
+    }
+
+    public string Domain { get; }
+
+    public string Selector { get; }
+
+    public string AuthservId { get; }
+
+    public IReadOnlyList<string> Headers { get; init; } = DefaultHeaders;
+
+    /// <summary>The clock for t=.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Seals <paramref name="message"/> with <paramref name="results"/> as the ARC-Authentication-Results.
+    /// Include the arc= result of validating the incoming chain (as <see cref="AuthenticationChecker"/> does);
+    /// without it the chain is validated here. Nothing is added when the chain already carries a failed
+    /// seal (§5.1.2) or is at its 50-set limit.
+    /// </summary>
+    public async Task<ArcSealOutcome> SealAsync(MimeMessage message, IEnumerable<AuthenticationMethodResult> results, CancellationToken cancellationToken = default)
+    {
+        var existing = CountInstances(message);
+        var instance = existing + 1;
+        if (existing >= MaxInstances)
+            return new ArcSealOutcome(false, instance, "fail", $"the ARC chain already has {MaxInstances} sets");
+
+        var authres = new AuthenticationResults(AuthservId);
+        authres.Results.AddRange(results);
+        var arc = authres.Results.FirstOrDefault(r => r.Method.Equals("arc", StringComparison.OrdinalIgnoreCase));
+        if (existing > 0 && arc is null)
+        {
+            var verifier = _verifier ?? throw new InvalidOperationException(
+                "The message carries an ARC chain but the results have no arc= result; validate the chain first or give the sealer an ArcChainVerifier.");
+            var chain = await verifier.VerifyAsync(message, cancellationToken).ConfigureAwait(false);
+            arc = new AuthenticationMethodResult("arc", chain.Keyword);
+            authres.Results.Insert(0, arc);
+        }
+        var cv = existing == 0 ? "none" : arc!.Result.ToLowerInvariant();
+        if (existing > 0 && cv is not ("pass" or "fail"))
+            throw new ArgumentException($"arc={arc!.Result} cannot describe a chain of {existing} sets; it must be pass or fail.", nameof(results));
+
+        var before = message.Headers.Count;
+        var signer = new PosternArcSigner(_key, Domain, Selector, authres, TimeProvider)
+        {
+            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+        };
+        await signer.SignAsync(message, DkimMessageSigner.HeadersFor(message, Headers, []), cancellationToken).ConfigureAwait(false);
+        return message.Headers.Count > before
+            ? new ArcSealOutcome(true, instance, cv)
+            : new ArcSealOutcome(false, instance, cv, "the newest ARC seal already says cv=fail, so no further set may be added (RFC 8617 §5.1.2)");
+    }
+
+    /// <summary>
+    /// The results of every Authentication-Results header stamped with <paramref name="authservId"/>, in
+    /// message order: how the ValiMail signing suite builds an AAR ("AR consolidation"), for when an earlier
+    /// stage wrote its findings into the message rather than handing them over as data.
+    /// </summary>
+    public static IReadOnlyList<AuthenticationMethodResult> CollectResults(MimeMessage message, string authservId)
+    {
+        var results = new List<AuthenticationMethodResult>();
+        foreach (var header in message.Headers.Where(h => h.Id == HeaderId.AuthenticationResults))
+        {
+            if (AuthenticationResults.TryParse(header.RawValue, out var parsed)
+                && string.Equals(parsed.AuthenticationServiceIdentifier, authservId, StringComparison.OrdinalIgnoreCase))
+                results.AddRange(parsed.Results);
+        }
+        return results;
+    }
+
+    private static int CountInstances(MimeMessage message)
+    {
+        var max = 0;
+        foreach (var header in message.Headers.Where(h => h.Id == HeaderId.ArcSeal))
+        {
+            if (DkimTagList.TryParse(header.Value)?.GetValueOrDefault("i") is { } i && int.TryParse(i, out var n) && n > max)
+                max = n;
+        }
+        return max;
+    }
+}
+
+/// <summary>
+/// MimeKit's <see cref="ArcSigner"/> for one message: it seals the ARC-Authentication-Results it is given
+/// (MimeKit stamps i=) and takes t= from a <see cref="TimeProvider"/>. Made per message, so concurrent seals
+/// never share state.
+/// </summary>
+public sealed class PosternArcSigner : ArcSigner
+{
+    private readonly AuthenticationResults _results;
+    private readonly TimeProvider _time;
+
+    public PosternArcSigner(DkimSigningKey key, string domain, string selector, AuthenticationResults results, TimeProvider? timeProvider = null)
+        : base(key.PrivateKey, domain, selector, key.Algorithm)
+    {
+        _results = results;
+        _time = timeProvider ?? TimeProvider.System;
+    }
+
+    protected override AuthenticationResults GenerateArcAuthenticationResults(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
+        _results;
+
+    protected override Task<AuthenticationResults> GenerateArcAuthenticationResultsAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
+        Task.FromResult(_results);
+
+    protected override long GetTimestamp() => _time.GetUtcNow().ToUnixTimeSeconds();
+}

@@ -1,0 +1,59 @@
+using MimeKit;
+
+namespace Postern.Core.Authentication;
+
+/// <summary>Settings for <see cref="AuthenticationChecker"/>.</summary>
+public sealed class AuthenticationCheckerOptions
+{
+    public SpfOptions Spf { get; set; } = new();
+
+    /// <summary>The clock for DKIM signature expiry (SPF's %{t} uses <see cref="SpfOptions.TimeProvider"/>).</summary>
+    public TimeProvider TimeProvider { get; set; } = TimeProvider.System;
+
+    /// <summary>The Public Suffix List for DMARC; the embedded copy when null.</summary>
+    public PublicSuffixList? PublicSuffixList { get; set; }
+
+    /// <summary>pct= sampling source (0–99); random when null.</summary>
+    public Func<int>? DmarcPercentSample { get; set; }
+}
+
+/// <summary>
+/// Runs every mail-authentication check Postern makes on a message — SPF for MAIL FROM and HELO, DKIM, ARC
+/// and DMARC — and returns the results as data. SPF, DKIM and ARC run concurrently; DMARC uses their results.
+/// Nothing here throws for a message's content or a DNS failure: those are results.
+/// </summary>
+public sealed class AuthenticationChecker
+{
+    private readonly SpfChecker _spf;
+    private readonly DkimChecker _dkim;
+    private readonly ArcChainVerifier _arc;
+    private readonly DmarcEvaluator _dmarc;
+
+    public AuthenticationChecker(IDnsResolver dns, AuthenticationCheckerOptions? options = null)
+    {
+        options ??= new AuthenticationCheckerOptions();
+        var keys = new DnsDkimKeyLocator(dns);
+        _spf = new SpfChecker(dns, options.Spf);
+        _dkim = new DkimChecker(keys, options.TimeProvider);
+        _arc = new ArcChainVerifier(keys);
+        _dmarc = new DmarcEvaluator(dns, options.PublicSuffixList, options.DmarcPercentSample);
+    }
+
+    public async Task<AuthenticationReport> CheckAsync(MimeMessage message, SmtpIdentity smtp, CancellationToken cancellationToken = default)
+    {
+        var spf = _spf.CheckMailFromAsync(smtp.ClientAddress, smtp.MailFrom, smtp.Helo, cancellationToken);
+        var heloSpf = string.IsNullOrEmpty(smtp.MailFrom) || string.IsNullOrEmpty(smtp.Helo)
+            ? Task.FromResult<SpfCheckResult?>(null)
+            : CheckHeloAsync(smtp, cancellationToken);
+        var dkim = _dkim.VerifyAsync(message, cancellationToken);
+        var arc = _arc.VerifyAsync(message, cancellationToken);
+        await Task.WhenAll(spf, heloSpf, dkim, arc).ConfigureAwait(false);
+
+        var dmarc = await _dmarc.EvaluateAsync(message, await spf.ConfigureAwait(false), await dkim.ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        return new AuthenticationReport(await spf.ConfigureAwait(false), await heloSpf.ConfigureAwait(false), await dkim.ConfigureAwait(false),
+            await arc.ConfigureAwait(false), dmarc);
+    }
+
+    private async Task<SpfCheckResult?> CheckHeloAsync(SmtpIdentity smtp, CancellationToken cancellationToken) =>
+        await _spf.CheckHeloAsync(smtp.ClientAddress, smtp.Helo!, cancellationToken).ConfigureAwait(false);
+}
