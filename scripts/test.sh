@@ -7,7 +7,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 # Debian packages the tests drive as real peers. Later issues append here (clamav-daemon, rspamd, postgresql, chromium).
-PACKAGES="postfix swaks libnet-ssleay-perl python3 python3-dnslib python3-dkim"
+PACKAGES="postfix swaks libnet-ssleay-perl python3 python3-dnslib python3-dkim clamav-daemon rspamd"
 
 run_dir="$repo/.test-run"
 results_dir="$run_dir/results"
@@ -97,7 +97,7 @@ for proj in $(find tests -mindepth 2 -maxdepth 2 -name '*.csproj' | sort); do
         --results-directory "$results_dir" \
         --logger "trx;LogFileName=$name.trx" \
         --logger "console;verbosity=normal" \
-        --blame-hang-timeout 8m
+        --blame-hang-timeout 10m
     rc=$?
     if [ $rc -ne 0 ]; then
         echo "dotnet test $name exited with $rc" >&2

@@ -34,14 +34,14 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : EndToEndTest(
             $"{contoso.KeyHeader}\nFrom: <sender@external.test>\nTo: <alice@contoso.test>\nSubject: crash test\n\n{body}{Trailer}\n");
 
         var source = Own(SmtpSource.Start(proxy.Port, messageFile, Messages, Sessions, "sender@external.test", "alice@contoso.test"));
-        await Poll.UntilAsync(() => proxy.AcknowledgedCount >= KillAfterAcknowledged || source.HasExited, TimeSpan.FromMinutes(5),
+        await Poll.UntilAsync(() => proxy.AcknowledgedCount >= KillAfterAcknowledged || source.HasExited, TimeSpan.FromMinutes(3),
             $"{KillAfterAcknowledged} acknowledged messages", () => $"acknowledged {proxy.AcknowledgedCount}\n{source.Output}\n{Diagnostics()}");
         Assert.False(source.HasExited, $"smtp-source finished before the kill (acknowledged {proxy.AcknowledgedCount}):\n{source.Output}");
 
         Postern.Kill();
         var ackedAtKill = proxy.AcknowledgedCount;
         // Without a server smtp-source's sessions fail; let it end before the restart so no new mail arrives.
-        await source.WaitForExitAsync(TimeSpan.FromMinutes(2));
+        await source.WaitForExitAsync(TimeSpan.FromMinutes(1));
         var acknowledged = proxy.AcknowledgedQueueIds;
         Output.WriteLine($"killed postern with {ackedAtKill} acknowledged; {acknowledged.Count} after smtp-source ended (exit {source.ExitCode})");
 
@@ -59,7 +59,7 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : EndToEndTest(
                 }
                 return missing.Count == 0;
             },
-            TimeSpan.FromMinutes(5),
+            TimeSpan.FromMinutes(3),
             "every acknowledged message at the sink",
             () => $"{missing.Count} of {acknowledged.Count} acknowledged messages missing, e.g. {string.Join(", ", missing.Take(10))}\n{Diagnostics()}");
 

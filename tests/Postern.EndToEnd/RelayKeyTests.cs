@@ -71,6 +71,20 @@ public sealed class RelayKeyTests(ITestOutputHelper output) : EndToEndTest(outpu
         Assert.False(message.Mail.HasHeader("X-Postern-Key"));
         Assert.Equal(relay.Contoso.LoopToken, message.Mail.Header("X-Postern-Loop"));
         Assert.Equal(["<alice@contoso.test>"], message.RecipientArgs);
+        Assert.DoesNotContain(relay.Contoso.RelayKey, Postern.ReadLog());
+    }
+
+    [Fact]
+    public async Task Delivered_message_starts_with_posterns_received_header_carrying_the_queue_id()
+    {
+        var relay = await StartRelayAsync();
+        var sent = await relay.SendPlainAsync("alice@contoso.test", "trace first", relay.Contoso.KeyHeader);
+        Assert.True(sent.QueueId is not null, sent.ToString());
+
+        var message = Assert.Single(await relay.Sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
+        var (name, value) = message.Mail.HeaderFields[0];
+        Assert.True(name == "Received" && value.Contains($" id {sent.QueueId}"),
+            "trace fields go on top (RFC 5321 §4.4); the message starts with:\n" + message.Mail.HeaderSection);
     }
 
     /// <summary>
