@@ -11,6 +11,7 @@ var root = new RootCommand("Postern: an email-security relay for Microsoft 365")
     RelayCommands.Create(cli),
     QueueCommands.Create(cli),
     TraceCommands.Create(cli),
+    M365Commands.Create(cli),
     QuarantineCommands.Create(cli),
     PolicyCommands.Create(cli),
 };

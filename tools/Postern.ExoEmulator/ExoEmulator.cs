@@ -119,9 +119,9 @@ public sealed class ExoEmulator
         if (!audience.TrimEnd('/').Equals(tokenEndpoint.TrimEnd('/'), StringComparison.OrdinalIgnoreCase))
             throw new TokenError("invalid_client", $"AADSTS700016: The client assertion audience '{audience}' is not this token endpoint ({tokenEndpoint}).");
         var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
-        if (payload["exp"]?.GetValue<long>() is not { } exp || exp < now)
+        if (Seconds(payload["exp"]) is not { } exp || exp < now)
             throw new TokenError("invalid_client", "AADSTS700024: Client assertion is not within its valid time range.");
-        if (payload["nbf"]?.GetValue<long>() is { } nbf && nbf > now + 300)
+        if (Seconds(payload["nbf"]) is { } nbf && nbf > now + 300)
             throw new TokenError("invalid_client", "AADSTS700024: Client assertion is not within its valid time range.");
         var token = new JsonObject
         {
@@ -144,7 +144,7 @@ public sealed class ExoEmulator
         if (jwt is null || !Jwt.Verify(jwt.Value.Header, jwt.Value.SigningInput, jwt.Value.Signature, _signingKey))
             return "the access token is not one this service issued";
         var payload = jwt.Value.Payload;
-        if (payload["exp"]?.GetValue<long>() < DateTimeOffset.UtcNow.ToUnixTimeSeconds())
+        if (Seconds(payload["exp"]) is not { } exp || exp < DateTimeOffset.UtcNow.ToUnixTimeSeconds())
             return "the access token has expired";
         if (payload["aud"]?.GetValue<string>() != Resource)
             return "the access token is not for Exchange Online";
@@ -154,6 +154,15 @@ public sealed class ExoEmulator
             return "the app lacks the Exchange.ManageAsApp role";
         return null;
     }
+
+    /// <summary>A NumericDate claim; some clients write it as a string.</summary>
+    private static long? Seconds(JsonNode? claim) => claim switch
+    {
+        JsonValue v when v.GetValueKind() == System.Text.Json.JsonValueKind.Number => v.GetValue<long>(),
+        JsonValue v when v.GetValueKind() == System.Text.Json.JsonValueKind.String
+            && long.TryParse(v.GetValue<string>(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var n) => n,
+        _ => null,
+    };
 
     /// <summary>Registers an app's certificate with a tenant (the Entra app registration plus admin consent).</summary>
     public static void RegisterApp(EmulatedTenant tenant, string appId, X509Certificate2 certificate) =>

@@ -56,7 +56,22 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
                 listen.UseHttps(certificate);
         }));
         var app = builder.Build();
-        Map(app, emulator, log ?? (_ => { }));
+        log ??= _ => { };
+        // An emulator bug should say what it was, not be a bare 500.
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (!context.Response.HasStarted)
+            {
+                log($"{context.Request.Path}: {ex}");
+                context.Response.StatusCode = 500;
+                await context.Response.WriteAsync("emulator error: " + ex.Message).ConfigureAwait(false);
+            }
+        });
+        Map(app, emulator, log);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new ExoEmulatorServer(app, emulator, certificate, new Uri(bound.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).TrimEnd('/') + "/"));
