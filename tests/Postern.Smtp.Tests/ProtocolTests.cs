@@ -195,6 +195,20 @@ public sealed class ProtocolTests
     }
 
     [Fact]
+    public async Task Ehlo_resets_a_transaction_in_progress()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectEhloAsync();
+        await client.CommandAsync("MAIL FROM:<s@example.com>");
+        await client.CommandAsync("RCPT TO:<r@example.org>");
+
+        Assert.Equal(250, (await client.CommandAsync("EHLO again.test")).Code);
+
+        Assert.Equal("503 5.5.1", (await client.CommandAsync("DATA")).Status);
+        Assert.Equal("250 2.1.0", (await client.CommandAsync("MAIL FROM:<s@example.com>")).Status);
+    }
+
+    [Fact]
     public async Task Answers_vrfy_expn_help_noop_and_unknown_commands()
     {
         await using var server = await TestServer.StartAsync();

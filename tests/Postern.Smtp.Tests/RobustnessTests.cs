@@ -76,5 +76,7 @@ public sealed class RobustnessTests
         var failure = Assert.Single(logs.Entries, e => e.Level == LogLevel.Error);
         Assert.IsType<InvalidOperationException>(failure.Exception);
         Assert.Contains(failure.State, kv => kv.Key == "SessionId");
+        var scope = Assert.IsAssignableFrom<IReadOnlyList<KeyValuePair<string, object?>>>(Assert.Single(failure.Scopes));
+        Assert.Equal(["SessionId", "RemoteEndPoint"], scope.Select(kv => kv.Key));
     }
 }

@@ -19,6 +19,19 @@ public sealed class TlsTests
     }
 
     [Fact]
+    public async Task Skips_the_chunk_of_a_bdat_refused_before_starttls()
+    {
+        await using var server = await TestServer.StartAsync(listeners: TestServer.Listener(requireTls: true));
+        var client = await server.ConnectEhloAsync();
+
+        await client.SendAsync("BDAT 6 LAST\r\nNOOP\r\nNOOP\r\n");
+
+        Assert.Equal("530 5.7.0", (await client.ReadReplyAsync()).Status);
+        Assert.Equal("250 2.0.0", (await client.ReadReplyAsync()).Status);
+        Assert.Equal("250 2.0.0", (await client.CommandAsync("NOOP")).Status);
+    }
+
+    [Fact]
     public async Task Runs_a_transaction_after_starttls_and_records_tls_details()
     {
         await using var server = await TestServer.StartAsync(listeners: TestServer.Listener(requireTls: true));

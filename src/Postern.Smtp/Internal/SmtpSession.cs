@@ -114,6 +114,7 @@ internal sealed partial class SmtpSession
     {
         var started = Environment.TickCount64;
         var reason = "unknown";
+        using var scope = _logger.BeginScope(new SessionLogScope(Info.SessionId, Info.RemoteEndPoint));
         Log.SessionStarted(_logger, Info.SessionId, Info.RemoteEndPoint, _listener.Options.Name);
         try
         {
