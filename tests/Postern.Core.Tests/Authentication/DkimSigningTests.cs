@@ -134,6 +134,31 @@ public sealed class DkimSigningTests
             StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("k=rsa; v=DKIM1; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB", "first tag")]
+    [InlineData("v=DKIM1; k=rsa; p=", "revoked")]
+    [InlineData("v=DKIM1; k=rsa", "no p=")]
+    [InlineData("v=DKIM1; k=rsa; p=!!!", "not base64")]
+    [InlineData("v=DKIM1; k=ed25519; p=AAAA", "Ed25519 key is 32 bytes")]
+    [InlineData("v=DKIM1; k=rsa; k=rsa; p=AAAA", "not a valid tag list")]
+    public void Rejects_unusable_key_records(string record, string reason)
+    {
+        var ex = Assert.Throws<DkimKeyException>(() => DkimPublicKeyRecord.Parse(record));
+        Assert.False(ex.Temporary);
+        Assert.Contains(reason, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Reads_key_record_flags_and_folded_p()
+    {
+        var record = DkimPublicKeyRecord.Parse(
+            "v=DKIM1; h=sha256; t=y:s; s=email; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDkHlOQoBTzWRiGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQi\r\n Y/J16JYi0Qvx/byYzCNb3W91y3FutACDfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3Ip3G+2kryOTIKT+l/K4w3QIDAQAB");
+        Assert.Equal(["sha256"], record.HashAlgorithms);
+        Assert.True(record.Testing);
+        Assert.True(record.StrictIdentity);
+        Assert.Equal(1024, record.KeyBits);
+    }
+
     [Fact]
     public void Refuses_rsa_keys_below_1024_bits() =>
         Assert.Throws<ArgumentOutOfRangeException>(() => DkimSigningKey.GenerateRsa(512));

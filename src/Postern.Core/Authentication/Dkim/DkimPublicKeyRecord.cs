@@ -45,9 +45,10 @@ public sealed class DkimPublicKeyRecord
         var tags = DkimTagList.TryParse(text) ?? throw new DkimKeyException("the key record is not a valid tag list", temporary: false);
         if (tags.TryGetValue("v", out var version))
         {
-            // v= must be first and exactly DKIM1 (§3.6.1).
-            if (version != "DKIM1" || !text.TrimStart().StartsWith('v'))
-                throw new DkimKeyException($"unsupported key record version 'v={version}'", temporary: false);
+            // v= must be the first tag and exactly DKIM1 (§3.6.1).
+            var firstTag = text.Split(';', 2)[0].Split('=', 2)[0].Trim();
+            if (version != "DKIM1" || firstTag != "v")
+                throw new DkimKeyException($"unsupported key record version 'v={version}' (it must be the first tag and DKIM1)", temporary: false);
         }
         var keyType = tags.GetValueOrDefault("k", "rsa");
         if (keyType is not ("rsa" or "ed25519"))

@@ -15,8 +15,6 @@ public sealed class PublicSuffixList
             .GetString("List", CultureInfo.InvariantCulture)
             ?? throw new InvalidOperationException("The embedded Public Suffix List is missing from Postern.Core.")));
 
-    private static readonly IdnMapping Idn = new() { AllowUnassigned = true };
-
     private readonly HashSet<string> _rules;
     private readonly HashSet<string> _wildcards;
     private readonly HashSet<string> _exceptions;
@@ -107,7 +105,8 @@ public sealed class PublicSuffixList
             return name.ToLowerInvariant();
         try
         {
-            return Idn.GetAscii(name).ToLowerInvariant();
+            // IdnMapping makes no thread-safety promise for instances; one per (rare) non-ASCII name is cheap.
+            return new IdnMapping { AllowUnassigned = true }.GetAscii(name).ToLowerInvariant();
         }
         catch (ArgumentException)
         {
