@@ -59,7 +59,7 @@ public sealed class LimitsTests
     [Fact]
     public async Task Closes_an_idle_session_with_421()
     {
-        await using var server = await TestServer.StartAsync(new SmtpLimits { IdleTimeout = TimeSpan.FromMilliseconds(300) });
+        await using var server = await TestServer.StartAsync(new SmtpLimits { IdleTimeout = TimeSpan.FromMilliseconds(600) });
         var client = await server.ConnectEhloAsync();
 
         var reply = await client.ReadReplyAsync();
@@ -71,7 +71,7 @@ public sealed class LimitsTests
     [Fact]
     public async Task Idle_timeout_applies_inside_data()
     {
-        await using var server = await TestServer.StartAsync(new SmtpLimits { IdleTimeout = TimeSpan.FromMilliseconds(300) });
+        await using var server = await TestServer.StartAsync(new SmtpLimits { IdleTimeout = TimeSpan.FromMilliseconds(600) });
         var client = await server.ConnectEhloAsync();
         await client.CommandAsync("MAIL FROM:<s@example.com>");
         await client.CommandAsync("RCPT TO:<r@example.org>");
@@ -87,7 +87,7 @@ public sealed class LimitsTests
     [Fact]
     public async Task Closes_a_session_that_outlives_the_session_timeout()
     {
-        await using var server = await TestServer.StartAsync(new SmtpLimits { SessionTimeout = TimeSpan.FromMilliseconds(600), IdleTimeout = TimeSpan.FromSeconds(30), MaxCommandsWithoutProgress = 1_000_000 });
+        await using var server = await TestServer.StartAsync(new SmtpLimits { SessionTimeout = TimeSpan.FromMilliseconds(1500), IdleTimeout = TimeSpan.FromSeconds(30), MaxCommandsWithoutProgress = 1_000_000 });
         var client = await server.ConnectEhloAsync();
 
         TestReply reply;
