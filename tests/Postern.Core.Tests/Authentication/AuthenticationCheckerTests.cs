@@ -125,6 +125,18 @@ public sealed class AuthenticationCheckerTests
     }
 
     [Fact]
+    public async Task A_message_without_from_is_still_sealed()
+    {
+        var world = AuthenticationScenario.Instance;
+        var message = world.SignedBySender();
+        message.Headers.RemoveAll(HeaderId.From);
+        var outcome = await world.Sealer().SealAsync(message, [new AuthenticationMethodResult("spf", "none")]);
+
+        Assert.True(outcome.Sealed);
+        Assert.Equal(ArcResult.Pass, (await new ArcChainVerifier(world.Dns()).VerifyAsync(AuthenticationScenario.Reload(message))).Result);
+    }
+
+    [Fact]
     public async Task Sealing_a_chain_without_an_arc_result_or_a_verifier_is_refused()
     {
         var world = AuthenticationScenario.Instance;

@@ -97,7 +97,13 @@ public sealed class ArcSealer
             HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
             BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
         };
-        await signer.SignAsync(message, DkimMessageSigner.HeadersFor(message, Headers, []), cancellationToken).ConfigureAwait(false);
+        var signed = DkimMessageSigner.HeadersFor(message, Headers, []);
+        if (!signed.Contains("from"))
+        {
+            // A message without From is still sealed; listing the absent field also stops one being added later.
+            signed = ["from", .. signed];
+        }
+        await signer.SignAsync(message, signed, cancellationToken).ConfigureAwait(false);
         return message.Headers.Count > before
             ? new ArcSealOutcome(true, instance, cv)
             : new ArcSealOutcome(false, instance, cv, "the newest ARC seal already says cv=fail, so no further set may be added (RFC 8617 §5.1.2)");
