@@ -22,6 +22,7 @@ public sealed class ExoEmulator
     private readonly ConcurrentQueue<EmulatorRequest> _requests = new();
     private readonly RSA _signingKey = RSA.Create(2048);
     private readonly object _throttleLock = new();
+    private readonly Dictionary<string, (string Message, int Count)> _failures = new(StringComparer.OrdinalIgnoreCase);
     private int _throttleRemaining;
     private int _throttleStatus = 429;
     private TimeSpan _throttleRetryAfter = TimeSpan.FromSeconds(1);
@@ -77,12 +78,32 @@ public sealed class ExoEmulator
 
     public void ClearRequests() => _requests.Clear();
 
+    /// <summary>Makes the next <paramref name="count"/> calls of <paramref name="cmdlet"/> fail with a validation error (to test partial runs).</summary>
+    public void FailNext(string cmdlet, string message, int count = 1)
+    {
+        lock (_throttleLock)
+            _failures[cmdlet] = (message, count);
+    }
+
+    private ExoError? TakeFailure(string cmdlet)
+    {
+        lock (_throttleLock)
+        {
+            if (!_failures.TryGetValue(cmdlet, out var failure) || failure.Count <= 0)
+                return null;
+            _failures[cmdlet] = (failure.Message, failure.Count - 1);
+            return ExoError.Validation(failure.Message);
+        }
+    }
+
     /// <summary>Runs a cmdlet in a tenant as InvokeCommand would, recording it.</summary>
     public IReadOnlyList<JsonObject> Invoke(EmulatedTenant tenant, string cmdlet, JsonObject? parameters)
     {
         var target = (parameters?["Identity"] ?? parameters?["Name"])?.ToString();
         try
         {
+            if (TakeFailure(cmdlet) is { } failure)
+                throw failure;
             var result = tenant.Invoke(cmdlet, parameters);
             _requests.Enqueue(new EmulatorRequest(DateTimeOffset.UtcNow, tenant.Organization, cmdlet, target, (JsonObject?)parameters?.DeepClone() ?? [], 200));
             return result;

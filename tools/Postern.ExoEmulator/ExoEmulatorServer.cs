@@ -187,6 +187,17 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
             return Results.NoContent();
         });
 
+        app.MapPost("/_emulator/fail", async (HttpContext context) =>
+        {
+            var body = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted).ConfigureAwait(false);
+            var cmdlet = body?["cmdlet"]?.GetValue<string>();
+            if (string.IsNullOrEmpty(cmdlet))
+                return Results.BadRequest("cmdlet is required");
+            emulator.FailNext(cmdlet, body?["message"]?.GetValue<string>() ?? "Injected failure.", body?["count"]?.GetValue<int>() ?? 1);
+            log($"failing the next call(s) of {cmdlet}");
+            return Results.NoContent();
+        });
+
         app.MapGet("/_emulator/requests", () => Results.Json(new JsonArray([.. emulator.Requests.Select(r => (JsonNode)new JsonObject
         {
             ["at"] = r.At.ToString("O", CultureInfo.InvariantCulture),

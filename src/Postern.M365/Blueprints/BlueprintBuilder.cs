@@ -220,7 +220,7 @@ public static class BlueprintBuilder
     private static TransportRuleItem LoopCheckRule(Names names, M365Deployment deployment, IReadOnlyList<string> tokens, bool relay) =>
         new(names.LoopCheck,
             "Mail Postern already handled carries the tenant's secret loop token: remove the header and apply no further rule",
-            relay ? "seed 003 steps 50–52 (loop avoidance), as a rule of its own that also removes the token" : "seeds 000–002: … Integrated Loop Check",
+            relay ? "seed 003 steps 50–52: loop avoidance, in a rule of its own that also removes the token" : "seeds 000–002: … Integrated Loop Check",
             [
                 new("HeaderContainsMessageHeader", deployment.LoopHeader),
                 new("HeaderContainsWords", tokens.ToArray()),

@@ -116,28 +116,7 @@ public sealed class CmdletReference
         }
         var connectorType = invocation.Get("ConnectorType") as string;
         foreach (var (name, value) in invocation.Parameters)
-        {
-            var where = $"{invocation.Cmdlet} -{name}";
-            if (!parameters.TryGetValue(name, out var p))
-            {
-                problems.Add($"{where}: no such parameter");
-                continue;
-            }
-            if (!p.Online)
-                problems.Add($"{where}: does not apply to Exchange Online");
-            if (p.ReservedInternal)
-                problems.Add($"{where}: reserved for internal Microsoft use");
-            if (p.Deprecated)
-                problems.Add($"{where}: deprecated");
-            if (connectorType is not null && !ConnectorTypeExceptions.Contains($"{invocation.Cmdlet}:{p.Name}"))
-            {
-                if (p.PartnerTypeOnly && !connectorType.Equals("Partner", StringComparison.OrdinalIgnoreCase))
-                    problems.Add($"{where}: takes effect only on Partner connectors, not {connectorType}");
-                if (p.OnPremisesTypeOnly && !connectorType.Equals("OnPremises", StringComparison.OrdinalIgnoreCase))
-                    problems.Add($"{where}: takes effect only on OnPremises connectors, not {connectorType}");
-            }
-            problems.AddRange(CheckValue(where, p, value));
-        }
+            problems.AddRange(ValidateParameter(invocation.Cmdlet, name, value, connectorType));
         foreach (var p in parameters.Values.Where(p => p.Required))
         {
             if (!invocation.Has(p.Name))
@@ -147,6 +126,44 @@ public sealed class CmdletReference
             && invocation.Get("SpoofedUser") is string user && invocation.Get("SendingInfrastructure") is string infrastructure
             && user.Contains('*') && infrastructure.Contains('*'))
             problems.Add($"{invocation.Cmdlet}: a wildcard may be on one side only, not in both -SpoofedUser and -SendingInfrastructure");
+        return problems;
+    }
+
+    /// <summary>The problems of one parameter and its value (for calls seen one parameter at a time, as in a script).</summary>
+    /// <param name="cmdlet">The cmdlet.</param>
+    /// <param name="name">The parameter.</param>
+    /// <param name="value">Its value.</param>
+    /// <param name="connectorType">The connector type the call is for, when it is a connector's.</param>
+    /// <param name="checkValue">False when the value is only known at run time (a variable).</param>
+    public IReadOnlyList<string> ValidateParameter(string cmdlet, string name, object? value, string? connectorType = null, bool checkValue = true)
+    {
+        var problems = new List<string>();
+        var where = $"{cmdlet} -{name}";
+        if (!_cmdlets.TryGetValue(cmdlet, out var parameters))
+        {
+            problems.Add($"{cmdlet}: not a cmdlet in the reference");
+            return problems;
+        }
+        if (!parameters.TryGetValue(name, out var p))
+        {
+            problems.Add($"{where}: no such parameter");
+            return problems;
+        }
+        if (!p.Online)
+            problems.Add($"{where}: does not apply to Exchange Online");
+        if (p.ReservedInternal)
+            problems.Add($"{where}: reserved for internal Microsoft use");
+        if (p.Deprecated)
+            problems.Add($"{where}: deprecated");
+        if (connectorType is not null && !ConnectorTypeExceptions.Contains($"{cmdlet}:{p.Name}"))
+        {
+            if (p.PartnerTypeOnly && !connectorType.Equals("Partner", StringComparison.OrdinalIgnoreCase))
+                problems.Add($"{where}: takes effect only on Partner connectors, not {connectorType}");
+            if (p.OnPremisesTypeOnly && !connectorType.Equals("OnPremises", StringComparison.OrdinalIgnoreCase))
+                problems.Add($"{where}: takes effect only on OnPremises connectors, not {connectorType}");
+        }
+        if (checkValue)
+            problems.AddRange(CheckValue(where, p, value));
         return problems;
     }
 

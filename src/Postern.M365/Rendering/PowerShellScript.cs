@@ -1,8 +1,8 @@
 using System.Globalization;
 using System.Text;
-using Postern.Core.Tenants;
 using Postern.M365.Blueprints;
 using Postern.M365.Exo;
+using Postern.M365.Reconcile;
 
 namespace Postern.M365.Rendering;
 
@@ -13,16 +13,6 @@ namespace Postern.M365.Rendering;
 /// </summary>
 public static class PowerShellScript
 {
-    /// <summary>Rule parameters Postern sets in some profile and clears when a rule of its own should not have them.</summary>
-    public static readonly IReadOnlyList<KeyValuePair<string, object?>> ManagedRuleParameters =
-    [
-        new("SentTo", null), new("From", null), new("FromScope", null), new("SentToScope", null),
-        new("RecipientDomainIs", null), new("SenderDomainIs", null),
-        new("HeaderContainsMessageHeader", null), new("HeaderContainsWords", null),
-        new("ExceptIfHeaderContainsMessageHeader", null), new("ExceptIfHeaderContainsWords", null), new("ExceptIfSenderIpRanges", null),
-        new("RemoveHeader", null), new("SetSCL", null), new("RouteMessageOutboundRequireTls", false), new("StopRuleProcessing", false),
-    ];
-
     public static string Render(Blueprint blueprint)
     {
         var s = new ScriptWriter();
@@ -67,7 +57,7 @@ public static class PowerShellScript
             s.Line($"$RelayKey = {Literal(RelayKeyOf(blueprint))}");
         else
             s.Line($"if (-not $RelayKey) {{ $RelayKey = Read-Host -Prompt {Literal($"Relay key of tenant '{tenant.Name}'")} }}");
-        s.Line("if (-not (Get-Command Get-TransportRule -ErrorAction SilentlyContinue)) {");
+        s.Line("if (-not (Get-Command -Name 'Get-TransportRule' -ErrorAction SilentlyContinue)) {");
         s.Line("    throw 'Not connected to Exchange Online: run Connect-ExchangeOnline first.'");
         s.Line("}");
         s.Line();
@@ -93,6 +83,7 @@ public static class PowerShellScript
                     if (!rulesRead)
                     {
                         s.Line("$rules = @(Get-TransportRule)");
+                        WriteStaleRules(s, blueprint);
                         rulesRead = true;
                     }
                     WriteRule(s, blueprint, rule);
@@ -169,10 +160,21 @@ public static class PowerShellScript
         s.Line("    $changes");
         s.Line("}");
         s.Line();
-        s.Line("# Conditions and actions Postern uses somewhere but this rule must not have (left by another profile or an edit).");
+        s.Line("# Conditions, exceptions and actions a Postern rule must not have unless the blueprint sets them");
+        s.Line("# (left by another profile, or added in the admin centre), with the value that clears each.");
         s.Line("$clearable = [ordered]@{");
-        foreach (var (name, value) in ManagedRuleParameters)
-            s.Line($"    {name} = {Literal(value)}");
+        var line = new StringBuilder("   ");
+        foreach (var (name, value) in Planner.ClearableRuleParameters())
+        {
+            var entry = $" {name} = {Literal(value)};";
+            if (line.Length + entry.Length > 110)
+            {
+                s.Line(line.ToString().TrimEnd(';'));
+                line.Clear().Append("   ");
+            }
+            line.Append(entry);
+        }
+        s.Line(line.ToString().TrimEnd(';'));
         s.Line("}");
     }
 
@@ -207,6 +209,20 @@ public static class PowerShellScript
         s.Line($"        Set-{noun} -Identity {name} @changes");
         s.Line("    }");
         s.Line("}");
+    }
+
+    /// <summary>Postern's rules of another profile (after a profile change) go first, so they route nothing twice.</summary>
+    private static void WriteStaleRules(ScriptWriter s, Blueprint blueprint)
+    {
+        var wanted = blueprint.Rules.Select(r => r.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var stale in blueprint.AllRuleNames.Where(n => !wanted.Contains(n)))
+        {
+            s.Line($"if ($rules | Where-Object {{ $_.Name -eq {Literal(stale)} }}) {{");
+            s.Line($"    Write-PosternStep {Literal($"deleting transport rule '{stale}': not part of the {ProvisioningProfiles.Format(blueprint.Profile)} profile")}");
+            s.Line($"    Remove-TransportRule -Identity {Literal(stale)} -Confirm:$false");
+            s.Line("    $rules = @(Get-TransportRule)");
+            s.Line("}");
+        }
     }
 
     private static void WriteRule(ScriptWriter s, Blueprint blueprint, TransportRuleItem rule)
