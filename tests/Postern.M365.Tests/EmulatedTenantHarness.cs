@@ -17,6 +17,8 @@ internal sealed class EmulatedTenantHarness : IAsyncDisposable
 
     private static readonly Lazy<X509Certificate2> SharedAppCertificate = new(() => CreateAppCertificate());
 
+    private static readonly Lazy<X509Certificate2> SharedTlsCertificate = new(ExoEmulatorServer.CreateTlsCertificate);
+
     private EmulatedTenantHarness(ExoEmulatorServer server, X509Certificate2 appCertificate)
     {
         Server = server;
@@ -34,6 +36,17 @@ internal sealed class EmulatedTenantHarness : IAsyncDisposable
     /// <summary>The recorded waits of the client's retries.</summary>
     public List<TimeSpan> Waits { get; } = [];
 
+    /// <summary>The sample seed (tools/Postern.ExoEmulator/samples/contoso.json): 5 rules, 2 foreign connectors, foreign list entries.</summary>
+    public static string SampleSeed()
+    {
+        var path = Path.Combine(CmdletReferenceTests.RepositoryRoot(), "tools", "Postern.ExoEmulator", "samples", "contoso.json");
+        var seed = JsonNode.Parse(File.ReadAllText(path), documentOptions: new System.Text.Json.JsonDocumentOptions { CommentHandling = System.Text.Json.JsonCommentHandling.Skip })!;
+        var app = seed["tenants"]![0]!["apps"]![0]!.AsObject();
+        app.Remove("certificateFile");
+        app["certificate"] = Convert.ToBase64String(SharedAppCertificate.Value.RawData);
+        return seed.ToJsonString();
+    }
+
     public static async Task<EmulatedTenantHarness> StartAsync(string? seedJson = null)
     {
         var emulator = new ExoEmulator.ExoEmulator();
@@ -43,7 +56,7 @@ internal sealed class EmulatedTenantHarness : IAsyncDisposable
         tenant.AddAcceptedDomain("contoso.com");
         tenant.AddAcceptedDomain("contoso.net");
         ExoEmulator.ExoEmulator.RegisterApp(tenant, AppId, SharedAppCertificate.Value);
-        var server = await ExoEmulatorServer.StartAsync(emulator, log: line => Console.Error.WriteLine("emulator: " + line));
+        var server = await ExoEmulatorServer.StartAsync(emulator, tlsCertificate: SharedTlsCertificate.Value);
         return new EmulatedTenantHarness(server, SharedAppCertificate.Value);
     }
 
