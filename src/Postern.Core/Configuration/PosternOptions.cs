@@ -36,6 +36,8 @@ public sealed class PosternOptions
     /// <summary>How long a rotated relay key keeps working, so the Exchange Online rule can be updated.</summary>
     public TimeSpan RelayKeyGracePeriod { get; set; } = TimeSpan.FromHours(24);
 
+    public SigningOptions Signing { get; set; } = new();
+
     /// <summary>Least severe log level written.</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; set; } = Microsoft.Extensions.Logging.LogLevel.Information;
 
@@ -145,4 +147,27 @@ public sealed class CertificateOptions
 {
     public string Path { get; set; } = "";
     public string? Password { get; set; }
+}
+
+/// <summary>ARC sealing of mail returned to Microsoft 365 and DKIM signing of outbound mail.</summary>
+public sealed class SigningOptions
+{
+    /// <summary>The ARC signing domain (d=); its key is published at {ArcSelector}._domainkey.{ArcDomain}. Empty: arc.{ProductDomain}.</summary>
+    public string ArcDomain { get; set; } = "";
+
+    public string ArcSelector { get; set; } = "postern1";
+
+    /// <summary>PEM private key for ARC; empty: one is made under DATA/keys on first start.</summary>
+    public string ArcKeyPath { get; set; } = "";
+
+    /// <summary>The zone tenants delegate DKIM selectors to with a CNAME. Empty: dkim.{ProductDomain}.</summary>
+    public string DkimDelegationZone { get; set; } = "";
+
+    public bool SealInbound { get; set; } = true;
+
+    public bool SignOutbound { get; set; } = true;
+
+    public string ResolveArcDomain(string productDomain) => ArcDomain.Length > 0 ? ArcDomain : "arc." + productDomain;
+
+    public string ResolveDelegationZone(string productDomain) => DkimDelegationZone.Length > 0 ? DkimDelegationZone : "dkim." + productDomain;
 }

@@ -23,6 +23,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private readonly RoutingTableSource _routing;
     private readonly RegionCertificates _certificates;
     private readonly TraceWriter _trace;
+    private readonly OutgoingSigner? _signer;
     private readonly ILogger _logger;
     private readonly Channel<SpooledMessage> _ready = Channel.CreateUnbounded<SpooledMessage>();
     private readonly object _gate = new();
@@ -32,8 +33,9 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private readonly List<Task> _workers = new();
 
     public DeliveryScheduler(PosternOptions options, MessageSpool spool, SmtpDeliveryAgent agent, MxResolver mx, RoutingTableSource routing,
-        RegionCertificates certificates, TraceWriter trace, ILogger<DeliveryScheduler> logger)
+        RegionCertificates certificates, TraceWriter trace, ILogger<DeliveryScheduler> logger, OutgoingSigner? signer = null)
     {
+        _signer = signer;
         _options = options;
         _spool = spool;
         _agent = agent;
@@ -275,6 +277,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 Recipients = addresses,
                 OpenMessage = openMessage,
                 ExtraHeaders = group.Tenant ? [new(_options.HeaderPrefix + "Loop", tenant.LoopToken)] : [],
+                Prepare = _signer is null ? null : (message, ct) => _signer.PrepareAsync(message, envelope, group.Tenant, ct),
             };
             var report = await _agent.DeliverAsync(request, cancellationToken).ConfigureAwait(false);
             foreach (var server in report.Servers)

@@ -118,6 +118,8 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
             message = await MimeMessage.LoadAsync(stream, persistent: false, cancellationToken).ConfigureAwait(false);
         for (var i = request.ExtraHeaders.Count - 1; i >= 0; i--)
             message.Headers.Insert(0, new Header(request.ExtraHeaders[i].Key, request.ExtraHeaders[i].Value));
+        if (request.Prepare is not null)
+            await request.Prepare(message, cancellationToken).ConfigureAwait(false);
 
         var recipients = new List<MailboxAddress>();
         var results = new List<RecipientResult>();

@@ -84,11 +84,11 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
             var section = prefix.AsMemory(0, headers.Length);
             var parts = Split(envelope, scan);
             if (session.Listener.Handoff && parts.Count == 1 && parts[0].Verdict.Action is VerdictAction.Deliver or VerdictAction.Tag)
-                return await HandOffAsync(parts[0].Envelope, BuildHead(parts[0].Envelope, headers, section.Span, keyHeader, parts[0].Verdict), headers.Length, scan, cancellationToken).ConfigureAwait(false);
+                return await HandOffAsync(parts[0].Envelope, BuildHead(parts[0].Envelope, headers, section.Span, keyHeader, parts[0].Verdict, scan.Headers), headers.Length, scan, cancellationToken).ConfigureAwait(false);
 
             foreach (var (part, verdict) in parts)
             {
-                var head = BuildHead(part, headers, section.Span, keyHeader, verdict);
+                var head = BuildHead(part, headers, section.Span, keyHeader, verdict, scan.Headers);
                 try
                 {
                     if (verdict.Action == VerdictAction.Reject)
@@ -202,9 +202,16 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
     /// Postern's Received line and verdict header, then the original header section without the relay
     /// key (and, when tagging, with the subject tagged).
     /// </summary>
-    private byte[] BuildHead(Envelope envelope, HeaderSection headers, ReadOnlySpan<byte> section, string keyHeader, Verdict verdict)
+    private byte[] BuildHead(Envelope envelope, HeaderSection headers, ReadOnlySpan<byte> section, string keyHeader, Verdict verdict,
+        IReadOnlyList<KeyValuePair<string, string>> annotations)
     {
+        var authservId = relay.Options.Signing.ResolveArcDomain(relay.Options.ProductDomain);
         var received = ReceivedLine(envelope);
+        if (annotations.Count > 0)
+        {
+            foreach (var (field, value) in annotations)
+                received = [.. received, .. Encoding.ASCII.GetBytes(field + ":"), .. new MimeKit.Header(Encoding.UTF8, field, value).RawValue];
+        }
         var verdictLine = Encoding.ASCII.GetBytes($"{relay.Options.HeaderPrefix}Verdict: {SanitizeHeader(Describe(verdict))}\r\n");
         var subjectLine = verdict.Action == VerdictAction.Tag && !string.IsNullOrEmpty(verdict.SubjectTag)
             ? TaggedSubject(headers, verdict.SubjectTag)
@@ -223,7 +230,8 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
         foreach (var header in headers.Headers)
         {
             var drop = header.Name.Equals(keyHeader, StringComparison.OrdinalIgnoreCase)
-                || (subjectLine is not null && header.Name.Equals("Subject", StringComparison.OrdinalIgnoreCase));
+                || (subjectLine is not null && header.Name.Equals("Subject", StringComparison.OrdinalIgnoreCase))
+                || IsForgedResults(header, authservId);
             if (!drop)
                 continue;
             section[from..header.Start].CopyTo(output.AsSpan(at));
@@ -234,6 +242,12 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
         at += section.Length - from;
         return output.AsSpan(0, at).ToArray();
     }
+
+    /// <summary>An Authentication-Results field that claims to be Postern's but did not come from this pass: never trusted, never kept.</summary>
+    private static bool IsForgedResults(RawHeader header, string authservId) =>
+        header.Name.Equals("Authentication-Results", StringComparison.OrdinalIgnoreCase)
+        && header.Value.TrimStart().StartsWith(authservId, StringComparison.OrdinalIgnoreCase)
+        && (header.Value.TrimStart().Length == authservId.Length || header.Value.TrimStart()[authservId.Length] is ';' or ' ' or '\t');
 
     private static byte[] TaggedSubject(HeaderSection headers, string tag)
     {

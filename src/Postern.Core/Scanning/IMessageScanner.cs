@@ -10,6 +10,9 @@ public sealed record ScanRequest(Envelope Envelope, Tenant Tenant, MessageConten
 /// <summary>Everything the engines found and, per recipient (index into the envelope), the policy's verdict.</summary>
 public sealed record ScanResult(IReadOnlyList<Finding> Findings, IReadOnlyList<Verdict> Verdicts)
 {
+    /// <summary>Header fields the engines want on the stored message (Authentication-Results).</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Headers { get; init; } = [];
+
     /// <summary>The verdict that decides the SMTP reply: the most severe across recipients.</summary>
     public Verdict MostSevere => Verdicts.MaxBy(v => v.Severity) ?? Verdict.Clean;
 }

@@ -26,6 +26,25 @@ public sealed class ScanContext
 
     /// <summary>"inbound" or "outbound".</summary>
     public string Direction => Envelope.Direction;
+
+    private readonly List<KeyValuePair<string, string>> _annotations = new();
+
+    /// <summary>Asks for a header field on every stored copy (e.g. Authentication-Results). Thread-safe.</summary>
+    public void Annotate(string field, string value)
+    {
+        lock (_annotations)
+            _annotations.Add(new(field, value));
+    }
+
+    /// <summary>Header fields engines asked for, in the order asked.</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Annotations
+    {
+        get
+        {
+            lock (_annotations)
+                return _annotations.ToArray();
+        }
+    }
 }
 
 /// <summary>A scanning engine. Engines never throw for a message they cannot scan: they return an

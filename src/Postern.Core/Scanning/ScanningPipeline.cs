@@ -31,7 +31,7 @@ public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpa
         var findings = results.SelectMany(r => r).ToArray();
         var evaluator = new PolicyEvaluator(request.Table.RulesOf(request.Tenant.Id));
         var verdicts = request.Envelope.Recipients.Select(r => evaluator.Evaluate(context, findings, r)).ToArray();
-        return new ScanResult(findings, verdicts);
+        return new ScanResult(findings, verdicts) { Headers = context.Annotations };
     }
 
     private async Task<IReadOnlyList<Finding>> RunAsync(IScanEngine engine, ScanContext context, CancellationToken cancellationToken)

@@ -10,7 +10,7 @@ namespace Postern.Core.Storage;
 public sealed class PosternDatabase
 {
     /// <summary>Each entry upgrades the schema by one version; never edit one that has shipped, add a new one.</summary>
-    private static readonly string[] Migrations = [SchemaV1, SchemaV2];
+    private static readonly string[] Migrations = [SchemaV1, SchemaV2, SchemaV3];
 
     private readonly string _connectionString;
 
@@ -154,5 +154,16 @@ public sealed class PosternDatabase
 
         ALTER TABLE trace_messages ADD COLUMN verdict TEXT;
         ALTER TABLE trace_messages ADD COLUMN findings TEXT;
+        """;
+
+    private const string SchemaV3 = """
+        CREATE TABLE IF NOT EXISTS dkim_keys (
+            tenant_id TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+            domain TEXT NOT NULL,
+            selector TEXT NOT NULL,
+            private_key TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            active INTEGER NOT NULL,
+            PRIMARY KEY (domain, selector));
         """;
 }

@@ -51,8 +51,12 @@ public sealed class PosternNode : IAsyncDisposable
         var recovered = _spool.Recover();
         _spool.Start();
         _agent = new SmtpDeliveryAgent(_options, _loggerFactory.CreateLogger<SmtpDeliveryAgent>());
+        var dns = new Core.Authentication.DnsClientResolver(_options.Dns);
+        var signer = new OutgoingSigner(_options, Core.Certificates.ArcKey.Load(_options, _logger), dns, new SigningKeyStore(_database),
+            _loggerFactory.CreateLogger<OutgoingSigner>());
+        routing.Reloaded += _ => signer.ReloadKeys();
         _scheduler = new DeliveryScheduler(_options, _spool, _agent, new MxResolver(_options.Dns), routing, certificates, _trace,
-            _loggerFactory.CreateLogger<DeliveryScheduler>());
+            _loggerFactory.CreateLogger<DeliveryScheduler>(), signer);
         _scheduler.Start(recovered);
 
         var quarantine = new Core.Quarantine.QuarantineStore(_database, _options.DataDir);

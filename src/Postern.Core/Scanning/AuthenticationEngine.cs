@@ -1,0 +1,57 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using MimeKit;
+using Postern.Core.Authentication;
+
+namespace Postern.Core.Scanning;
+
+/// <summary>
+/// Postern's own SPF, DKIM, ARC and DMARC checks as a scanning engine: the results go on the message
+/// as Authentication-Results (which the ARC seal carries back to Microsoft 365) and failures become
+/// findings policy can act on.
+/// </summary>
+/// <remarks>
+/// In integrated mode the connecting client is Exchange Online, so SPF is judged for the address
+/// that handed the message to Exchange Online: the sender in the oldest Received line added by a
+/// *.mail.protection.outlook.com front end. Without one (not from Microsoft 365), the SMTP client's address.
+/// </remarks>
+public sealed partial class AuthenticationEngine(AuthenticationChecker checker, string authservId) : IScanEngine
+{
+    public string Name => "authentication";
+
+    public async ValueTask<IReadOnlyList<Finding>> ScanAsync(ScanContext context, CancellationToken cancellationToken)
+    {
+        var envelope = context.Envelope;
+        var client = OriginalClient(context.Message) ?? (IPAddress.TryParse(envelope.Client, out var ip) ? ip : IPAddress.Loopback);
+        var report = await checker.CheckAsync(context.Message, new SmtpIdentity(client, envelope.HeloName, envelope.MailFrom), cancellationToken)
+            .ConfigureAwait(false);
+        context.Annotate("Authentication-Results", report.ToAuthenticationResults(authservId).ToString());
+
+        var findings = new List<Finding>();
+        if (report.Dmarc.Result == DmarcResult.Fail)
+            findings.Add(new Finding(Name, FindingKinds.Authentication,
+                $"DMARC fail for {report.Dmarc.FromDomain} (policy {report.Dmarc.AppliedPolicy.ToKeyword()}): {report.Dmarc.Reason}", Subject: "dmarc=fail"));
+        if (report.Arc.Result == ArcResult.Fail)
+            findings.Add(new Finding(Name, FindingKinds.Authentication, $"ARC chain fails: {report.Arc.Reason}", Subject: "arc=fail"));
+        foreach (var dkim in report.Dkim.Where(d => d.Keyword == "fail"))
+            findings.Add(new Finding(Name, FindingKinds.Authentication, $"DKIM signature of {dkim.Domain} fails: {dkim.Reason}", Subject: "dkim=fail"));
+        if (report.Spf.Keyword == "fail")
+            findings.Add(new Finding(Name, FindingKinds.Authentication, $"SPF fail for {report.Spf.Domain} from {client}", Subject: "spf=fail"));
+        return findings;
+    }
+
+    /// <summary>The sender address recorded by Exchange Online's Internet-facing front end, if the message came that way.</summary>
+    public static IPAddress? OriginalClient(MimeMessage message)
+    {
+        foreach (var header in message.Headers.Where(h => h.Id == HeaderId.Received).Reverse())
+        {
+            var match = FrontEndReceived().Match(header.Value);
+            if (match.Success && IPAddress.TryParse(match.Groups["ip"].Value, out var address))
+                return address;
+        }
+        return null;
+    }
+
+    [GeneratedRegex(@"^\s*from\s+\S+\s+\((?:[^()]*\s)?\[?(?<ip>[0-9a-fA-F:.]+)\]?\)\s+by\s+\S+\.mail\.protection\.outlook\.com\b", RegexOptions.IgnoreCase)]
+    private static partial Regex FrontEndReceived();
+}
