@@ -116,8 +116,10 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         MimeMessage message;
         await using (var stream = request.OpenMessage())
             message = await MimeMessage.LoadAsync(stream, persistent: false, cancellationToken).ConfigureAwait(false);
+        // Below Postern's own Received line, so the trace fields stay on top (RFC 5321 §4.4).
+        var at = message.Headers.Count > 0 && message.Headers[0].Id == HeaderId.Received ? 1 : 0;
         for (var i = request.ExtraHeaders.Count - 1; i >= 0; i--)
-            message.Headers.Insert(0, new Header(request.ExtraHeaders[i].Key, request.ExtraHeaders[i].Value));
+            message.Headers.Insert(at, new Header(request.ExtraHeaders[i].Key, request.ExtraHeaders[i].Value));
         if (request.Prepare is not null)
             await request.Prepare(message, cancellationToken).ConfigureAwait(false);
 
