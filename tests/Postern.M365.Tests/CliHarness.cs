@@ -45,6 +45,12 @@ internal sealed class CliHarness : IDisposable
     /// <summary>`postern m365 connect` to the emulator, with the app certificate as a PFX file.</summary>
     public async Task<(int Exit, string Out, string Error)> ConnectAsync(EmulatedTenantHarness exchange, params string[] extra)
     {
+        var appId = extra.Length >= 2 && extra[0] == "--app-id" ? extra[1] : EmulatedTenantHarness.AppId;
+        return await ConnectAsync(exchange, appId, extra.Length >= 2 && extra[0] == "--app-id" ? extra[2..] : extra);
+    }
+
+    private async Task<(int Exit, string Out, string Error)> ConnectAsync(EmulatedTenantHarness exchange, string appId, string[] extra)
+    {
         var pfx = Path.Combine(DataDir, "app.pfx");
         File.WriteAllBytes(pfx, exchange.AppCertificate.Export(X509ContentType.Pkcs12, "pfx-password"));
         var passwordFile = Path.Combine(DataDir, "pfx.password");
@@ -52,7 +58,7 @@ internal sealed class CliHarness : IDisposable
         var trust = Path.Combine(DataDir, "emulator.pem");
         File.WriteAllText(trust, exchange.Server.TlsCertificate.ExportCertificatePem());
         return await RunAsync([
-            "m365", "connect", "contoso", "--app-id", EmulatedTenantHarness.AppId, "--certificate", pfx,
+            "m365", "connect", "contoso", "--app-id", appId, "--certificate", pfx,
             "--certificate-password-file", passwordFile, "--organization", "contoso.onmicrosoft.com",
             "--endpoint", exchange.Server.BaseAddress.ToString(), "--authority", exchange.Server.BaseAddress.ToString(),
             "--trust-certificate", trust, .. extra,

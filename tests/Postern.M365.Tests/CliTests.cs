@@ -48,3 +48,94 @@ public sealed class CliTests
         Assert.DoesNotContain(TestTenants.RelayKey, connect.Out + plan.Out + apply.Out + apply.Error + verify.Out + verified.Out + remove.Out, StringComparison.Ordinal);
     }
 }
+
+public sealed class CliErrorTests
+{
+    [Theory]
+    [InlineData("error: 'bogus' is not a profile (integrated, relay, relay-legacy)", "m365", "script", "contoso", "--profile", "bogus")]
+    [InlineData("error: 'sideways' is not an outbound mode (off, direct, via-m365)", "m365", "script", "contoso", "--outbound", "sideways")]
+    [InlineData("error: no tenant 'fabrikam'", "m365", "script", "fabrikam")]
+    [InlineData("error: tenant 'contoso' is not connected to Exchange Online: run 'postern m365 connect contoso --app-id ID --certificate FILE.pfx'", "m365", "verify", "contoso")]
+    [InlineData("error: --app-id 'not-a-guid' is not a GUID", "m365", "connect", "contoso", "--app-id", "not-a-guid", "--certificate", "x.pfx")]
+    [InlineData("error: --scope and --all-users exclude each other", "m365", "script", "contoso", "--scope", "x.txt", "--all-users")]
+    public async Task Bad_input_is_one_error_line_naming_the_value(string expected, params string[] args)
+    {
+        using var cli = new CliHarness();
+        var (exit, output, error) = await cli.RunAsync(args);
+        Assert.Equal(1, exit);
+        Assert.Equal(expected, error.Trim());
+        Assert.Equal("", output);
+    }
+
+    [Fact]
+    public async Task A_relay_key_that_is_not_the_tenants_is_refused_without_showing_it()
+    {
+        using var cli = new CliHarness();
+        var file = Path.Combine(cli.DataDir, "old.key");
+        await File.WriteAllTextAsync(file, "pk_an_old_key_that_was_rotated_away");
+        var (exit, _, error) = await cli.RunAsync("m365", "script", "contoso", "--relay-key-file", file);
+        Assert.Equal(1, exit);
+        Assert.Equal($"error: the relay key in '{file}' is not tenant 'contoso''s current relay key (after 'postern relay rotate', give the new one)", error.Trim());
+        Assert.DoesNotContain("pk_an_old_key", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_bad_scope_file_or_configuration_is_named()
+    {
+        using var cli = new CliHarness();
+        var scope = Path.Combine(cli.DataDir, "pilot.txt");
+        await File.WriteAllTextAsync(scope, "alice@contoso.com\nbob\n");
+        var bad = await cli.RunAsync("m365", "script", "contoso", "--scope", scope);
+        Assert.Equal($"error: scope file '{scope}' line 2: 'bob' is not an email address", bad.Error.Trim());
+
+        var config = Path.Combine(cli.DataDir, "postern.json");
+        await File.WriteAllTextAsync(config, """{ "Postern": { "Regions": { "eu": { "EgressIPs": [ "198.51.100.7", "nonsense" ] } } } }""");
+        var wrong = await cli.RunAsync("m365", "script", "contoso", "--config", config);
+        Assert.Equal("error: Postern:Regions:eu:EgressIPs:1 'nonsense' is not an IP address", wrong.Error.Trim());
+
+        await File.WriteAllTextAsync(config, """{ "Postern": { "ProductDomain": "mailguard.example", "Regions": { "eu": { "EgressIPs": [ "203.0.113.77", "2001:db8:77::1" ] } } } }""");
+        var good = await cli.RunAsync("m365", "script", "contoso", "--config", config, "--profile", "integrated");
+        Assert.Equal(0, good.Exit);
+        Assert.Contains("EFSkipIPs = @('203.0.113.77', '2001:db8:77::1')", good.Out, StringComparison.Ordinal);
+        Assert.Contains("SmartHosts = @('m365-array-1.eu.mailguard.example')", good.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task The_script_written_to_a_file_with_the_key_is_for_the_owner_only()
+    {
+        using var cli = new CliHarness();
+        var output = Path.Combine(cli.DataDir, "contoso.ps1");
+        var (exit, text, error) = await cli.RunAsync("m365", "script", "contoso", "--profile", "relay", "--relay-key-file", cli.RelayKeyFile, "--output", output);
+        Assert.True(exit == 0, error);
+        Assert.Contains("it holds the relay key, keep it secret", text, StringComparison.Ordinal);
+        Assert.DoesNotContain(TestTenants.RelayKey, text, StringComparison.Ordinal);
+        Assert.Contains(TestTenants.RelayKey, await File.ReadAllTextAsync(output), StringComparison.Ordinal);
+        if (!OperatingSystem.IsWindows())
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(output));
+
+        var stdout = await cli.RunAsync("m365", "script", "contoso");
+        Assert.StartsWith("<#", stdout.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain(TestTenants.RelayKey, stdout.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Apply_that_stops_says_what_was_done_and_exits_1()
+    {
+        await using var exchange = await EmulatedTenantHarness.StartAsync();
+        using var cli = new CliHarness();
+        Assert.Equal(0, (await cli.ConnectAsync(exchange)).Exit);
+        exchange.Emulator.FailNext("Set-ArcConfig", "Try again later.");
+        var (exit, output, error) = await cli.RunAsync("m365", "apply", "contoso", "--relay-key-file", cli.RelayKeyFile);
+        Assert.Equal(1, exit);
+        Assert.Contains("create ARC trusted sealer 'arc.postern.example': add (the list is empty) ... failed", output, StringComparison.Ordinal);
+        Assert.Contains("Done: create inbound connector 'From Postern'; create outbound connector 'To Postern'; create transport rule 'Postern Loop Check'; create transport rule 'Postern Redirect'.", output, StringComparison.Ordinal);
+        Assert.Contains("Not done: create ARC trusted sealer 'arc.postern.example'.", output, StringComparison.Ordinal);
+        Assert.Equal("error: apply stopped at ARC trusted sealer 'arc.postern.example': Set-ArcConfig 'Default': Try again later. (ValidationException)", error.Trim());
+
+        var again = await cli.RunAsync("m365", "apply", "contoso");
+        Assert.True(again.Exit == 0, again.Error);
+        Assert.Contains("Applying 1 change", again.Out, StringComparison.Ordinal);
+        var plan = await cli.RunAsync("m365", "plan", "contoso", "--json");
+        Assert.Equal(0, (int)System.Text.Json.Nodes.JsonNode.Parse(plan.Out)!["changes"]!);
+    }
+}

@@ -118,6 +118,9 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
             catch (Exception ex) when (ex is HttpRequestException || (ex is TaskCanceledException && !cancellationToken.IsCancellationRequested))
             {
                 var reading = invocation.Cmdlet.StartsWith("Get-", StringComparison.OrdinalIgnoreCase);
+                if (ex.InnerException is System.Security.Authentication.AuthenticationException tls)
+                    throw new ExoCommandException(invocation.Cmdlet, invocation.Target,
+                        $"no answer from {_connection.Endpoint.Host}: its certificate is not trusted ({ExoCommandException.OneLine(tls.Message)}); for an emulator give --trust-certificate", inner: ex);
                 // A lost answer to a change may hide a change that was made: only reads are repeated blindly.
                 if (reading && attempt < _connection.MaxAttempts)
                 {
