@@ -50,7 +50,8 @@ wait_port() {
 postern_dll="${POSTERN_DLL:-$repo/src/Postern/bin/Release/net10.0/postern.dll}"
 
 ensure_postern_built() {
-    if [ ! -f "$postern_dll" ] || [ "${BENCH_BUILD:-0}" = 1 ]; then
+    # Always build (incremental, a few seconds): a stale binary would measure old code.
+    if [ -z "${POSTERN_DLL:-}" ]; then
         log "building src/Postern (Release)"
         dotnet build "$repo/src/Postern" -c Release --disable-build-servers -nodeReuse:false -v:q -clp:ErrorsOnly >&2 ||
             die "build failed"

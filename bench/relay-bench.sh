@@ -6,7 +6,7 @@
 # Last line: postern_msgs_per_s=… postfix_msgs_per_s=… ratio=…   (ratio = Postern / Postfix)
 #
 # Environment: BENCH_MESSAGES (20000), BENCH_SESSIONS (20), BENCH_SIZE_KB (10),
-#   BENCH_TIMEOUT seconds per run (900), BENCH_BUILD=1 to rebuild src/Postern, BENCH_KEEP=1 to keep files.
+#   BENCH_TIMEOUT seconds per run (900), BENCH_KEEP=1 to keep files.
 # Quick check: BENCH_MESSAGES=2000 bash bench/relay-bench.sh
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

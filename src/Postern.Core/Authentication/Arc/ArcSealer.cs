@@ -147,13 +147,19 @@ public sealed class PosternArcSigner : ArcSigner
 {
     private readonly AuthenticationResults _results;
     private readonly TimeProvider _time;
+    private readonly DkimSigningKey _key;
 
     public PosternArcSigner(DkimSigningKey key, string domain, string selector, AuthenticationResults results, TimeProvider? timeProvider = null)
         : base(key.PrivateKey, domain, selector, key.Algorithm)
     {
+        _key = key;
         _results = results;
         _time = timeProvider ?? TimeProvider.System;
     }
+
+    /// <summary>RSA through .NET's native implementation (see <see cref="NativeRsaSigner"/>).</summary>
+    protected override Org.BouncyCastle.Crypto.ISigner CreateSigningContext() =>
+        SignatureAlgorithm == DkimSignatureAlgorithm.RsaSha256 && _key.NativeRsa is { } rsa ? new NativeRsaSigner(rsa) : base.CreateSigningContext();
 
     protected override AuthenticationResults GenerateArcAuthenticationResults(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
         _results;

@@ -87,5 +87,9 @@ public sealed class DkimMessageSigner
         : DkimSigner(key.PrivateKey, domain, selector, key.Algorithm)
     {
         protected override long GetTimestamp() => time.GetUtcNow().ToUnixTimeSeconds();
+
+        /// <summary>RSA through .NET's native implementation (see <see cref="NativeRsaSigner"/>).</summary>
+        protected override Org.BouncyCastle.Crypto.ISigner CreateSigningContext() =>
+            SignatureAlgorithm == DkimSignatureAlgorithm.RsaSha256 && key.NativeRsa is { } rsa ? new NativeRsaSigner(rsa) : base.CreateSigningContext();
     }
 }
