@@ -162,8 +162,11 @@ public sealed class EmulatorTests
 
         using var token = await http.PostAsync($"{TestTenants.ContosoId}/oauth2/v2.0/token", new FormUrlEncodedContent(new Dictionary<string, string>
         {
-            ["grant_type"] = "client_credentials", ["client_id"] = EmulatedTenantHarness.AppId, ["scope"] = "https://outlook.office365.com/.default",
-            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer", ["client_assertion"] = "e30.e30.c2ln",
+            ["grant_type"] = "client_credentials",
+            ["client_id"] = EmulatedTenantHarness.AppId,
+            ["scope"] = "https://outlook.office365.com/.default",
+            ["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ["client_assertion"] = "e30.e30.c2ln",
         }));
         Assert.Equal(HttpStatusCode.Unauthorized, token.StatusCode);
         Assert.Equal("invalid_client", (string?)JsonNode.Parse(await token.Content.ReadAsStringAsync())!["error"]);
@@ -191,8 +194,11 @@ public sealed class EmulatorTests
                 using var certificate = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(Path.Combine(directory.FullName, "app.pfx"), null);
                 using var client = new ExoRestClient(new ExoConnection
                 {
-                    TenantId = TestTenants.ContosoId, AppId = "8d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a0f", Certificate = certificate,
-                    Endpoint = new Uri(address), Authority = new Uri(address),
+                    TenantId = TestTenants.ContosoId,
+                    AppId = "8d3c2b1a-0f9e-4d8c-b7a6-5e4d3c2b1a0f",
+                    Certificate = certificate,
+                    Endpoint = new Uri(address),
+                    Authority = new Uri(address),
                     TrustedServerCertificate = System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPem(await File.ReadAllTextAsync(pem)),
                 });
                 var rules = await client.InvokeAsync(new CmdletInvocation("Get-TransportRule"), CancellationToken.None);

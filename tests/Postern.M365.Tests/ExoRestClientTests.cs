@@ -118,8 +118,12 @@ public sealed class ExoRestClientTests
         var connection = harness.Connection();
         using var client = new ExoRestClient(new ExoConnection
         {
-            TenantId = connection.TenantId, AppId = connection.AppId, Certificate = other, Endpoint = connection.Endpoint,
-            Authority = connection.Authority, TrustedServerCertificate = connection.TrustedServerCertificate,
+            TenantId = connection.TenantId,
+            AppId = connection.AppId,
+            Certificate = other,
+            Endpoint = connection.Endpoint,
+            Authority = connection.Authority,
+            TrustedServerCertificate = connection.TrustedServerCertificate,
         });
         var error = await Assert.ThrowsAsync<ExoCommandException>(() => client.InvokeAsync(new CmdletInvocation("Get-AcceptedDomain"), CancellationToken.None));
         Assert.StartsWith("token: Entra ID refused the app's token request:", error.Message, StringComparison.Ordinal);
@@ -144,8 +148,11 @@ public sealed class ExoRestClientTests
         var connection = harness.Connection();
         using var client = new ExoRestClient(new ExoConnection
         {
-            TenantId = connection.TenantId, AppId = connection.AppId, Certificate = connection.Certificate,
-            Endpoint = connection.Endpoint, Authority = connection.Authority,
+            TenantId = connection.TenantId,
+            AppId = connection.AppId,
+            Certificate = connection.Certificate,
+            Endpoint = connection.Endpoint,
+            Authority = connection.Authority,
         }, tokens: new FixedToken("x"), delay: (_, _) => Task.CompletedTask);
         var error = await Assert.ThrowsAsync<ExoCommandException>(() => client.InvokeAsync(new CmdletInvocation("Get-AcceptedDomain"), CancellationToken.None));
         Assert.StartsWith("Get-AcceptedDomain: no answer from 127.0.0.1: its certificate is not trusted", error.Message, StringComparison.Ordinal);

@@ -254,8 +254,11 @@ public sealed class ProvisioningTests
         var newKey = RelayKey.Generate();
         var rotated = tenant with
         {
-            RelayKeyHash = RelayKey.Hash(newKey), PreviousRelayKeyHash = tenant.RelayKeyHash, PreviousRelayKeyExpires = DateTimeOffset.UtcNow.AddHours(1),
-            LoopToken = LoopToken.Generate(), PreviousLoopToken = tenant.LoopToken,
+            RelayKeyHash = RelayKey.Hash(newKey),
+            PreviousRelayKeyHash = tenant.RelayKeyHash,
+            PreviousRelayKeyExpires = DateTimeOffset.UtcNow.AddHours(1),
+            LoopToken = LoopToken.Generate(),
+            PreviousLoopToken = tenant.LoopToken,
         };
         var withoutKey = TestTenants.Blueprint(ProvisioningProfile.Integrated, relayKey: null, tenant: rotated);
         var report = await provisioner.VerifyAsync(withoutKey, CancellationToken.None);

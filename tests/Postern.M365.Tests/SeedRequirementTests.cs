@@ -272,7 +272,9 @@ public sealed class SeedRequirementTests
         Assert.Contains(mismatch.Warnings, w => w.Contains("differs from the tenant's setting 'off'", StringComparison.Ordinal));
         var error = Assert.Throws<Core.PosternException>(() => BlueprintBuilder.Build(new BlueprintRequest
         {
-            Tenant = TestTenants.Contoso(), Domains = [], Profile = ProvisioningProfile.Relay,
+            Tenant = TestTenants.Contoso(),
+            Domains = [],
+            Profile = ProvisioningProfile.Relay,
         }, TestTenants.Deployment()));
         Assert.Contains("has no protected domain", error.Message, StringComparison.Ordinal);
     }

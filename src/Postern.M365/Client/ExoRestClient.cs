@@ -69,7 +69,7 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
             if (json["@adminapi.warnings"] is JsonArray { Count: > 0 } warnings)
             {
                 foreach (var warning in warnings)
-                    _logger.LogWarning("{Cmdlet} {Target}: Exchange Online warns: {Warning}", invocation.Cmdlet, invocation.Target, warning?.ToString());
+                    _logger.LogWarning("{Call}: Exchange Online warns: {Warning}", Label(invocation), warning?.ToString());
             }
             if (json["value"] is JsonArray values)
                 results.AddRange(values.OfType<JsonObject>().Select(v => new ExoObject(v)));
@@ -125,7 +125,7 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
                 if (reading && attempt < _connection.MaxAttempts)
                 {
                     var wait = Backoff(attempt);
-                    _logger.LogWarning("{Cmdlet} {Target}: {Error}; trying again in {Delay} s", invocation.Cmdlet, invocation.Target, ex.Message, wait.TotalSeconds);
+                    _logger.LogWarning("{Call}: {Error}; trying again in {Delay} s", Label(invocation), ex.Message, wait.TotalSeconds);
                     await _delay(wait, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
@@ -137,15 +137,15 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
             {
                 var text = await response.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
                 var status = (int)response.StatusCode;
-                _logger.LogDebug("{Cmdlet} {Target}: HTTP {Status} in {Elapsed} ms", invocation.Cmdlet, invocation.Target, status,
+                _logger.LogDebug("{Call}: HTTP {Status} in {Elapsed} ms", Label(invocation), status,
                     (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 if (IsThrottled(response.StatusCode, text))
                 {
                     if (attempt >= _connection.MaxAttempts)
                         throw new ExoCommandException(invocation.Cmdlet, invocation.Target, $"Exchange Online is still busy (HTTP {status}) after {attempt} attempts; try again later", status: status);
                     var wait = RetryAfter(response) ?? Backoff(attempt);
-                    _logger.LogWarning("{Cmdlet} {Target}: Exchange Online answered HTTP {Status}; trying again in {Delay} s (attempt {Attempt} of {Max})",
-                        invocation.Cmdlet, invocation.Target, status, wait.TotalSeconds, attempt + 1, _connection.MaxAttempts);
+                    _logger.LogWarning("{Call}: Exchange Online answered HTTP {Status}; trying again in {Delay} s (attempt {Attempt} of {Max})",
+                        Label(invocation), status, wait.TotalSeconds, attempt + 1, _connection.MaxAttempts);
                     await _delay(wait, cancellationToken).ConfigureAwait(false);
                     continue;
                 }
@@ -167,6 +167,10 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
             }
         }
     }
+
+    /// <summary>"Set-ArcConfig 'Default'", or the cmdlet alone: what logs name (never values).</summary>
+    private static string Label(CmdletInvocation invocation) =>
+        invocation.Target is { } target ? $"{invocation.Cmdlet} '{target}'" : invocation.Cmdlet;
 
     private static bool IsThrottled(HttpStatusCode status, string text) =>
         status is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout or HttpStatusCode.RequestTimeout
@@ -226,7 +230,7 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
             403 => $"the app may not do this ({message}); give it the Exchange Administrator role in this tenant",
             _ => message,
         };
-        _logger.LogInformation("{Cmdlet} {Target}: HTTP {Status} {Type}", invocation.Cmdlet, invocation.Target, status, type);
+        _logger.LogInformation("{Call}: HTTP {Status} {Type}", Label(invocation), status, type);
         return new ExoCommandException(invocation.Cmdlet, invocation.Target, message, type, status);
     }
 
