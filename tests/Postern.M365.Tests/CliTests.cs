@@ -127,7 +127,7 @@ public sealed class CliErrorTests
         exchange.Emulator.FailNext("Set-ArcConfig", "Try again later.");
         var (exit, output, error) = await cli.RunAsync("m365", "apply", "contoso", "--relay-key-file", cli.RelayKeyFile);
         Assert.Equal(1, exit);
-        Assert.Contains("create ARC trusted sealer 'arc.postern.example': add (the list is empty) ... failed", output, StringComparison.Ordinal);
+        Assert.Contains("] ARC trusted sealer 'arc.postern.example': add (the list is empty) ... failed", output, StringComparison.Ordinal);
         Assert.Contains("Done: create inbound connector 'From Postern'; create outbound connector 'To Postern'; create transport rule 'Postern Loop Check'; create transport rule 'Postern Redirect'.", output, StringComparison.Ordinal);
         Assert.Contains("Not done: create ARC trusted sealer 'arc.postern.example'.", output, StringComparison.Ordinal);
         Assert.Equal("error: apply stopped at ARC trusted sealer 'arc.postern.example': Set-ArcConfig 'Default': Try again later. (ValidationException)", error.Trim());

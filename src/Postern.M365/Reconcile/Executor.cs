@@ -30,7 +30,7 @@ public static class Executor
         for (var i = 0; i < steps.Count; i++)
         {
             var step = steps[i];
-            progress?.Write($"[{i + 1}/{steps.Count}] {step.Action.ToString().ToLowerInvariant()} {step.Title}: {step.Summary} ... ");
+            progress?.Write($"[{i + 1}/{steps.Count}] {step.Title}: {step.Summary} ... ");
             try
             {
                 foreach (var invocation in step.Invocations)

@@ -57,6 +57,8 @@ internal static class ValueCompare
 
     public static string Display(ExoObject current, string parameter)
     {
+        if (CmdletInvocation.SecretParameters.Contains(parameter))
+            return IsSet(current, parameter) ? "(hidden)" : "(none)";
         if (!IsSet(current, parameter) && current.GetBool(parameter) is null)
             return "(none)";
         if (current.GetBool(parameter) is { } b)
