@@ -326,6 +326,38 @@ public sealed class ProvisioningTests
         Assert.Empty(problems);
     }
 
+    [Fact]
+    public async Task An_accepted_domain_that_is_not_authoritative_is_warned_about_and_reported()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync();
+        harness.Tenant.AddAcceptedDomain("contoso.net", "InternalRelay");
+        using var client = harness.Client();
+        var provisioner = new Provisioner(client);
+        var blueprint = TestTenants.Blueprint(ProvisioningProfile.Integrated);
+
+        var plan = await provisioner.PlanAsync(blueprint, false, CancellationToken.None);
+        Assert.Contains(plan.Warnings, w => w.StartsWith("accepted domain 'contoso.net' is InternalRelay, not Authoritative", StringComparison.Ordinal));
+        await provisioner.ApplyAsync(blueprint, false, null, CancellationToken.None);
+        await provisioner.ActivateAsync(blueprint, null, CancellationToken.None);
+
+        var report = await provisioner.VerifyAsync(blueprint, CancellationToken.None);
+        Assert.Equal(ItemStatus.Present, report.Items.Single(i => i.Name == "contoso.com").Status);
+        var net = report.Items.Single(i => i.Name == "contoso.net");
+        Assert.Equal(new Difference("DomainType", "Authoritative", "InternalRelay"), Assert.Single(net.Differences));
+        Assert.Equal("accepted domain 'contoso.net'", Assert.Single(report.Conflicts).Subject);
+    }
+
+    [Fact]
+    public async Task Activate_needs_the_rules_to_exist()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync();
+        using var client = harness.Client();
+        var error = await Assert.ThrowsAsync<Core.PosternException>(() =>
+            new Provisioner(client).ActivateAsync(TestTenants.Blueprint(ProvisioningProfile.Relay), null, CancellationToken.None));
+        Assert.Equal("tenant 'contoso' lacks the rules 'Postern Loop Check', 'Postern Outbound', 'Postern Inbound': run 'postern m365 apply contoso' first", error.Message);
+        Assert.Empty(harness.Changes());
+    }
+
     private static string Json(JsonNode? node) => node?.ToJsonString() ?? "null";
 
     private static string[] Strings(JsonNode? node) => node is JsonArray a ? a.Select(x => (string)x!).ToArray() : [];

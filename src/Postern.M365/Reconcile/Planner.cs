@@ -77,8 +77,8 @@ public static class Planner
                     steps.Add(RemoteDomainStep(remote, state));
                     break;
                 case AcceptedDomainCheck check:
-                    var step = AcceptedDomainsStep(check, state);
-                    warnings.AddRange(step.Notes.Where(n => !n.EndsWith("is Authoritative", StringComparison.Ordinal)));
+                    var (step, problems) = AcceptedDomainsStep(check, state);
+                    warnings.AddRange(problems);
                     steps.Add(step);
                     break;
             }
@@ -272,25 +272,27 @@ public static class Planner
         };
     }
 
-    private static PlanStep AcceptedDomainsStep(AcceptedDomainCheck check, TenantState state)
+    /// <summary>A check, not a change: the step, and the problems found (which also become warnings).</summary>
+    private static (PlanStep Step, IReadOnlyList<string> Problems) AcceptedDomainsStep(AcceptedDomainCheck check, TenantState state)
     {
         var notes = new List<string>();
+        var problems = new List<string>();
         foreach (var domain in check.Domains)
         {
             var accepted = state.AcceptedDomains.FirstOrDefault(d => TenantState.Same(d.GetString("DomainName") ?? d.Name, domain));
             if (accepted is null)
-                notes.Add($"'{domain}' is not an accepted domain of the tenant: Exchange Online does not take its mail");
+                problems.Add($"'{domain}' is not an accepted domain of the tenant: Exchange Online does not take its mail");
             else if (!TenantState.Same(accepted.GetString("DomainType"), "Authoritative"))
-                notes.Add($"accepted domain '{domain}' is {accepted.GetString("DomainType")}, not Authoritative: mail for unknown recipients is relayed on instead of refused (seed 003 step 26)");
+                problems.Add($"accepted domain '{domain}' is {accepted.GetString("DomainType")}, not Authoritative: mail for unknown recipients is relayed on instead of refused (seed 003 step 26)");
             else
                 notes.Add($"'{domain}' is Authoritative");
         }
-        var ok = notes.All(n => n.EndsWith("is Authoritative", StringComparison.Ordinal));
-        return new PlanStep
+        var step = new PlanStep
         {
-            Kind = check.Kind, Name = check.Name, Action = StepAction.Check, Notes = notes,
-            Summary = ok ? "check: Authoritative" : "check: " + string.Join("; ", notes.Where(n => !n.EndsWith("is Authoritative", StringComparison.Ordinal))),
+            Kind = check.Kind, Name = check.Name, Action = StepAction.Check, Notes = [.. problems, .. notes],
+            Summary = problems.Count == 0 ? "check: Authoritative" : "check: " + string.Join("; ", problems),
         };
+        return (step, problems);
     }
 
     internal static IEnumerable<Difference> Differences(IReadOnlyList<KeyValuePair<string, object?>> settings, ExoObject current, Core.Tenants.Tenant? tenant)
