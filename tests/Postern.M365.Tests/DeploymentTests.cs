@@ -28,6 +28,8 @@ public sealed class DeploymentTests
         Assert.Equal(["203.0.113.9"], deployment.For("eu").EgressIPv4.Select(a => a.ToString()));
         Assert.Equal("m365-array-1.eu.relay.example.net", deployment.For("eu").SmartHost);
         Assert.Equal("arc.relay.example.net", deployment.ArcSealerDomain);
+        deployment.Signing.ArcDomain = "seal.relay.example.net";
+        Assert.Equal("seal.relay.example.net", deployment.ArcSealerDomain);
 
         deployment.Regions["us"] = new RegionDeployment { EgressIPs = ["203.0.113.300"] };
         Assert.Contains("Postern:Regions:us:EgressIPs:0 '203.0.113.300' is not an IP address", deployment.Validate());

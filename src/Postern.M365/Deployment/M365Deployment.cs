@@ -22,8 +22,11 @@ public sealed class M365Deployment
     /// <summary>Prefix of the connector and rule names, so an admin sees whose items they are.</summary>
     public string ItemPrefix { get; set; } = "Postern";
 
-    /// <summary>The d= domain of Postern's ARC seals, added to the tenant's trusted ARC sealers; default arc.{ProductDomain}.</summary>
-    public string? ArcSealer { get; set; }
+    /// <summary>
+    /// The relay's signing settings; Signing:ArcDomain is the d= of Postern's ARC seals (default
+    /// arc.{ProductDomain}), the same setting the relay seals with, so the trusted sealer always matches.
+    /// </summary>
+    public SigningDeployment Signing { get; set; } = new();
 
     /// <summary>Per region (au, eu, us): egress addresses and, optionally, a different smart host or certificate subject.</summary>
     public Dictionary<string, RegionDeployment> Regions { get; set; } = new(StringComparer.OrdinalIgnoreCase);
@@ -43,7 +46,7 @@ public sealed class M365Deployment
 
     public string LoopHeader => HeaderPrefix + "Loop";
 
-    public string ArcSealerDomain => string.IsNullOrWhiteSpace(ArcSealer) ? $"arc.{ProductDomain}" : ArcSealer.Trim();
+    public string ArcSealerDomain => string.IsNullOrWhiteSpace(Signing.ArcDomain) ? $"arc.{ProductDomain}" : Signing.ArcDomain.Trim();
 
     /// <summary>Fills what the configuration left empty (the binder appends to lists, so defaults go in after binding).</summary>
     public M365Deployment ApplyDefaults()
@@ -68,7 +71,7 @@ public sealed class M365Deployment
         if (string.IsNullOrWhiteSpace(ItemPrefix) || ItemPrefix.Length > 40)
             yield return $"{Section}:ItemPrefix '{ItemPrefix}' must be 1 to 40 characters";
         if (Core.Tenants.DomainName.Normalize(ArcSealerDomain) is null)
-            yield return $"{Section}:ArcSealer '{ArcSealerDomain}' is not a domain name";
+            yield return $"{Section}:Signing:ArcDomain '{ArcSealerDomain}' is not a domain name";
         foreach (var (region, settings) in Regions)
         {
             if (!Region.IsKnown(region))
@@ -103,6 +106,13 @@ public sealed class M365Deployment
             ips.Where(a => a.AddressFamily == AddressFamily.InterNetwork).ToArray(),
             ips.Where(a => a.AddressFamily == AddressFamily.InterNetworkV6).ToArray());
     }
+}
+
+/// <summary>The part of Postern:Signing the Exchange Online items depend on.</summary>
+public sealed class SigningDeployment
+{
+    /// <summary>Postern:Signing:ArcDomain; empty means arc.{ProductDomain}.</summary>
+    public string? ArcDomain { get; set; }
 }
 
 /// <summary>Configuration of one region (Postern:Regions:{region}).</summary>
