@@ -23,6 +23,13 @@ public static class FindingKinds
     public const string EncryptedArchive = "attachment-encrypted-archive";
     public const string NestedArchive = "attachment-nested-archive";
     public const string AttachmentType = "attachment-type";
+
+    /// <summary>A password-protected Office document (OLE2 EncryptedPackage): like an encrypted archive, nothing in it can be inspected.</summary>
+    public const string EncryptedDocument = "attachment-encrypted-document";
+
+    /// <summary>An attachment Postern could not look into: archive limits reached (possible zip bomb), unreadable or
+    /// unsupported container (ISO, CAB, VHD), or too large to decode.</summary>
+    public const string UninspectableAttachment = "attachment-uninspectable";
     public const string Url = "url";
     public const string DisplayNameImpersonation = "impersonation-display-name";
     public const string LookAlikeDomain = "impersonation-lookalike-domain";
