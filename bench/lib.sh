@@ -68,6 +68,9 @@ postern_config() {
     "HostName": "postern.bench",
     "Listeners": [ { "Name": "bench", "EndPoint": "127.0.0.1:$2", "RequireTls": false, "Handoff": false } ],
     "Smtp": { "MaxConnectionsPerIp": 5000, "MaxConnections": 10000 },
+    "Dns": { "Servers": ["127.0.0.1:1"] },
+    "Scanning": { "Enabled": ${BENCH_SCANNING:-false} },
+    "Signing": { "SealInbound": ${BENCH_SEAL:-false} },
     "Delivery": { "RequireTls": false, "ValidateServerCertificate": false,
                   "RetryDelays": ["00:00:01", "00:00:02", "00:00:05"], "MaxAge": "2.00:00:00" } } }
 JSON

@@ -3,6 +3,8 @@
 #   smtp-source → Postern  → smtp-sink
 #   smtp-source → Postfix (plain relay, queue on the same disk, relayhost → smtp-sink) → smtp-sink
 # Each rate is messages/s from the first connection until the sink has received every message.
+# Both do the same work: authenticate, queue durably, relay. Postern's scanning and ARC sealing are off
+# here (BENCH_SCANNING=true / BENCH_SEAL=true turn them on); bench/scan-bench measures their cost.
 # Last line: postern_msgs_per_s=… postfix_msgs_per_s=… ratio=…   (ratio = Postern / Postfix)
 #
 # Environment: BENCH_MESSAGES (20000), BENCH_SESSIONS (20), BENCH_SIZE_KB (10),

@@ -38,6 +38,8 @@ public sealed class PosternOptions
 
     public SigningOptions Signing { get; set; } = new();
 
+    public ScanningOptions Scanning { get; set; } = new();
+
     /// <summary>Least severe log level written.</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; set; } = Microsoft.Extensions.Logging.LogLevel.Information;
 
@@ -81,6 +83,8 @@ public sealed class PosternOptions
         }
         if (MaxReceivedHeaders < 1)
             yield return $"Postern:MaxReceivedHeaders '{MaxReceivedHeaders}' must be at least 1";
+        foreach (var problem in Scanning.Validate())
+            yield return problem;
     }
 }
 

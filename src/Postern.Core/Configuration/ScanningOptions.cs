@@ -19,10 +19,21 @@ public sealed class ScanningOptions
 
     public RspamdOptions Rspamd { get; set; } = new();
 
+    /// <summary>Postern's own SPF/DKIM/ARC/DMARC checks (DNS lookups through Postern:Dns).</summary>
+    public bool Authentication { get; set; } = true;
+
+    /// <summary>Longest an engine may take on one message before it counts as unavailable.</summary>
+    public TimeSpan EngineTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Scanning on; off makes Postern a plain authenticated relay (every message delivered, marked not scanned).</summary>
+    public bool Enabled { get; set; } = true;
+
     /// <summary>Checks that stop start-up with one line naming the setting.</summary>
     public IEnumerable<string> Validate()
     {
         const string p = Section;
+        if (EngineTimeout <= TimeSpan.Zero)
+            yield return $"{p}:EngineTimeout '{EngineTimeout}' must be positive";
         if (Attachments.MaxAttachmentBytes < 1024)
             yield return $"{p}:Attachments:MaxAttachmentBytes '{Attachments.MaxAttachmentBytes}' must be at least 1024";
         if (Attachments.MaxArchiveDepth is < 1 or > 16)

@@ -106,8 +106,7 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
                     var stored = await relay.Spool.AppendAsync(part, head, content, headers.Length, cancellationToken).ConfigureAwait(false);
                     relay.Trace.Write(new MessageReceived(part, stored.BodyLength, MessageStates.Queued, verdict.Action == VerdictAction.Tag ? $"tagged by rule '{verdict.Rule}': {verdict.Reason}" : "accepted", Describe(verdict), scan.Findings));
                     relay.Scheduler.Enqueue(stored);
-                    relay.Logger.LogInformation("{QueueId}: accepted from {Client} for tenant {Tenant}, {Direction}, {Recipients} recipients, {Size} bytes, verdict {Verdict}",
-                        part.QueueId, part.Client, tenant.Name, part.Direction, part.Recipients.Count, stored.BodyLength, Describe(verdict));
+                    RelayLog.Accepted(relay.Logger, part.QueueId, part.Client, tenant.Name, part.Direction, part.Recipients.Count, stored.BodyLength, Describe(verdict));
                 }
                 catch (IOException ex)
                 {
@@ -334,7 +333,7 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
         };
         relay.Trace.Write(new MessageReceived(envelope, content.Length, MessageStates.Refused, $"{reply.Code} {reply.EnhancedCode} {reason}",
             scan is null ? null : Describe(scan.MostSevere), scan?.Findings));
-        relay.Logger.LogInformation("{QueueId}: refused from {Client}: {Code} {Reason}", envelope.QueueId, envelope.Client, reply.Code, reason);
+        RelayLog.Refused(relay.Logger, envelope.QueueId, envelope.Client, reply.Code, reason);
         return reply;
     }
 }

@@ -60,7 +60,7 @@ public sealed class PosternNode : IAsyncDisposable
         _scheduler.Start(recovered);
 
         var quarantine = new Core.Quarantine.QuarantineStore(_database, _options.DataDir);
-        var handler = new RelayTransactionHandler(_options, routing, _spool, _scheduler, new PassThroughScanner(), quarantine, _trace,
+        var handler = new RelayTransactionHandler(_options, routing, _spool, _scheduler, CreateScanner(dns, signer.AuthservId), quarantine, _trace,
             _loggerFactory.CreateLogger<RelayTransactionHandler>());
         var listeners = _options.Listeners.Select(l => new SmtpListenerOptions
         {
@@ -93,6 +93,29 @@ public sealed class PosternNode : IAsyncDisposable
                 listeners[i].RequireTls ? ", STARTTLS required" : "", listeners[i].Handoff ? ", handoff" : "");
         _logger.LogInformation("Postern ready: data in {DataDir}, region {Region}, {Recovered} messages recovered from the spool",
             Path.GetFullPath(_options.DataDir), _options.Region, recovered.Count);
+    }
+
+    /// <summary>The engines the configuration turns on; the network engines first, so their calls overlap the built-in work.</summary>
+    private IMessageScanner CreateScanner(Core.Authentication.IDnsResolver dns, string authservId)
+    {
+        var scanning = _options.Scanning;
+        if (!scanning.Enabled)
+            return new PassThroughScanner();
+        var engines = new List<IScanEngine>();
+        if (scanning.ClamAv.Enabled)
+            engines.Add(new Core.Scanning.Engines.ClamAvEngine(scanning.ClamAv, _loggerFactory.CreateLogger<Core.Scanning.Engines.ClamAvEngine>()));
+        if (scanning.Rspamd.Enabled)
+            engines.Add(new Core.Scanning.Engines.RspamdEngine(scanning.Rspamd, _loggerFactory.CreateLogger<Core.Scanning.Engines.RspamdEngine>()));
+        if (scanning.Authentication)
+            engines.Add(new AuthenticationEngine(new Core.Authentication.AuthenticationChecker(dns), authservId));
+        if (scanning.Attachments.Enabled)
+            engines.Add(new Core.Scanning.Engines.AttachmentTypeEngine(scanning.Attachments));
+        if (scanning.Urls.Enabled)
+            engines.Add(new Core.Scanning.Engines.UrlEngine(scanning.Urls));
+        if (scanning.Impersonation.Enabled)
+            engines.Add(new Core.Scanning.Engines.ImpersonationEngine(scanning.Impersonation));
+        _logger.LogInformation("Scanning with {Engines}", engines.Count == 0 ? "no engines" : string.Join(", ", engines.Select(e => e.Name)));
+        return new ScanningPipeline(engines, scanning.EngineTimeout, _loggerFactory.CreateLogger<ScanningPipeline>());
     }
 
     public async ValueTask DisposeAsync()

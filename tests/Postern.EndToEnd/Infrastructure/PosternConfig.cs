@@ -74,8 +74,11 @@ public sealed class PosternConfig
             }).ToArray()),
             ["Delivery"] = delivery,
         };
-        if (DnsServers.Count > 0)
-            postern["Dns"] = new JsonObject { ["Servers"] = new JsonArray(DnsServers.Select(s => (JsonNode)s).ToArray()) };
+        // DNS never leaves loopback in tests: without a test DNS server, a closed loopback port stands in
+        // for the system resolver, and Postern's own SPF/DKIM/DMARC checks (which need DNS) are off.
+        var dns = DnsServers.Count > 0 ? DnsServers : ["127.0.0.1:1"];
+        postern["Dns"] = new JsonObject { ["Servers"] = new JsonArray(dns.Select(s => (JsonNode)s).ToArray()) };
+        postern["Scanning"] = new JsonObject { ["Authentication"] = DnsServers.Count > 0 };
         return new JsonObject { ["Postern"] = postern }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }
