@@ -14,5 +14,6 @@ var root = new RootCommand("Postern: an email-security relay for Microsoft 365")
     M365Commands.Create(cli),
     QuarantineCommands.Create(cli),
     PolicyCommands.Create(cli),
+    DkimCommands.Create(cli),
 };
 return await root.Parse(args).InvokeAsync();
