@@ -54,7 +54,6 @@ public sealed class OutgoingSigner
         var fromDomain = message.From.Mailboxes.FirstOrDefault()?.Domain?.ToLowerInvariant();
         if (fromDomain is null || !_activeKeys.TryGetValue(fromDomain, out var key) || key.TenantId != envelope.TenantId)
             return;
-        var signer = new DkimMessageSigner(key.Key, key.Domain, key.Selector);
-        message.Headers.Insert(0, signer.Sign(message));
+        new DkimMessageSigner(key.Key, key.Domain, key.Selector).Sign(message);
     }
 }

@@ -40,7 +40,8 @@ public sealed class SigningKeyStore(PosternDatabase database)
         if (domain.TenantId != tenant.Id)
             throw new PosternException($"domain '{domain.Domain}' is not a domain of tenant '{tenant.Name}'");
         var now = DateTimeOffset.UtcNow;
-        var selector = "postern" + now.ToString("yyyyMMddHHmmss", CultureInfo.InvariantCulture);
+        // Date for the admin reading DNS, random part so two rotations on one day never collide.
+        var selector = $"postern{now:yyyyMMdd}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(3))}";
         var key = DkimSigningKey.GenerateRsa(2048);
         using var connection = database.Open();
         using var tx = connection.BeginTransaction();
