@@ -11,9 +11,15 @@ PACKAGES="postfix swaks libnet-ssleay-perl python3 python3-dnslib python3-dkim c
 
 run_dir="$repo/.test-run"
 results_dir="$run_dir/results"
-export TMPDIR="$run_dir/tmp"          # MSBuild and test temp dirs stay out of /tmp
-rm -rf "$results_dir" "$TMPDIR" "$run_dir/nonzero-exits"
+# MSBuild and test temp dirs stay out of /tmp; one per run, so a concurrent build's scratch is never ours.
+export TMPDIR="$run_dir/tmp.$$"
+exits_file="$TMPDIR/nonzero-exits"
+for stale in "$run_dir"/tmp.*; do
+    [ -d "$stale" ] && ! kill -0 "${stale##*.}" 2>/dev/null && rm -rf "$stale"
+done
+rm -rf "$results_dir"
 mkdir -p "$results_dir" "$TMPDIR"
+chmod 755 "$run_dir" "$TMPDIR"        # Postfix daemons and smtp-sink (unprivileged) work below it
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 export DOTNET_CLI_WORKLOAD_UPDATE_NOTIFY_DISABLE=true DOTNET_GENERATE_ASPNET_CERTIFICATE=false
 export MSBUILDDISABLENODEREUSE=1 DOTNET_CLI_USE_MSBUILD_SERVER=0
@@ -101,13 +107,13 @@ for proj in $(find tests -mindepth 2 -maxdepth 2 -name '*.csproj' | sort); do
     rc=$?
     if [ $rc -ne 0 ]; then
         echo "dotnet test $name exited with $rc" >&2
-        echo "$name $rc" >>"$run_dir/nonzero-exits"
+        echo "$name $rc" >>"$exits_file"
     fi
 done
 
 # ---------------------------------------------------------------------------------------------
 # (d) count results from the TRX files
-counts="$(/usr/bin/python3 - "$results_dir" "$run_dir/nonzero-exits" <<'PY'
+counts="$(/usr/bin/python3 - "$results_dir" "$exits_file" <<'PY'
 import glob, os, sys
 import xml.etree.ElementTree as ET
 results_dir, exits_file = sys.argv[1], sys.argv[2]
