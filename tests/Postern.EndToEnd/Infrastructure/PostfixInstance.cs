@@ -107,7 +107,11 @@ public sealed partial class PostfixInstance : IAsyncDisposable
         Directory.CreateDirectory(QueueDirectory);
         var result = await Postfix("start");
         if (!result.Succeeded)
-            throw new InvalidOperationException($"postfix -c {ConfigDirectory} start failed.\n{result}\n{ReadLogTail()}");
+        {
+            // Postfix prints why only to a terminal: ask `postfix check` under script(1) so the reason lands in the failure.
+            var check = await Run("script", "-qec", $"postfix -c {ConfigDirectory} check", "/dev/null");
+            throw new InvalidOperationException($"postfix -c {ConfigDirectory} start failed.\n{result}\npostfix check said:\n{check}\n{ReadLogTail()}");
+        }
         _running = true;
         await FreePort.WaitUntilAcceptingAsync(Port, StartTimeout, $"postfix '{Name}'", () => ReadLogTail());
     }
