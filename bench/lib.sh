@@ -10,6 +10,7 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_gcServer=0
 
 started_pids=()
 postfix_dirs=()
+short_dirs=()
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -20,7 +21,7 @@ bench_cleanup() {
     for d in "${postfix_dirs[@]}"; do postfix_stop "$d"; done
     for pid in "${started_pids[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for pid in "${started_pids[@]}"; do wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null; done
-    if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$bench_dir"; else log "kept $bench_dir"; fi
+    if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$bench_dir" "${short_dirs[@]}"; else log "kept $bench_dir"; fi
 }
 
 # wait_gone PID SECONDS: true once PID has exited (or is a zombie).
@@ -111,6 +112,11 @@ sink_count() {
 # postfix_instance DIR SMTPD_PORT RELAY_PORT: a private Postfix relaying everything to [127.0.0.1]:RELAY_PORT.
 postfix_instance() {
     local dir=$1 port=$2 relay=$3
+    # Its sockets (DIR/spool/private/proxywrite) must fit in 107 bytes: deep checkouts use a short /tmp dir.
+    if [ ${#dir} -gt 75 ]; then
+        local short; short=$(mktemp -d /tmp/postern-pf-XXXXXXXX)
+        ln -s "$short" "$dir"; short_dirs+=("$short"); dir=$short
+    fi
     mkdir -p "$dir/etc" "$dir/spool"
     chmod 755 "$dir" "$dir/spool"
     cat >"$dir/etc/main.cf" <<CF

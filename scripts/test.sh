@@ -155,12 +155,17 @@ read -r passed failed skipped <<<"${counts:-0 1 0}"
 # Tests stop what they start; this only catches what a crashed or killed test host left behind:
 # processes whose command line or working directory is inside this run's TMPDIR.
 sweep_leftovers() {
-    local p pid pids=()
+    local p pid cwd owner_root pids=()
     for p in /proc/[0-9]*; do
         pid="${p#/proc/}"
         [ "$pid" = "$$" ] && continue
-        if readlink "$p/cwd" 2>/dev/null | grep -q "^$TMPDIR" ||
-           tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$TMPDIR"; then
+        cwd="$(readlink "$p/cwd" 2>/dev/null)"
+        case "$cwd" in
+            # Postfix instances moved to a short path (socket length) record their run in .owner.
+            /tmp/postern-pf-*) owner_root="${cwd#/tmp/postern-pf-}"; owner_root="/tmp/postern-pf-${owner_root%%/*}"
+                               [ "$(cat "$owner_root/.owner" 2>/dev/null)" = "$TMPDIR" ] && { pids+=("$pid"); continue; } ;;
+        esac
+        if [[ "$cwd" == "$TMPDIR" || "$cwd" == "$TMPDIR/"* ]] || tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$TMPDIR/"; then
             pids+=("$pid")
         fi
     done
@@ -178,6 +183,9 @@ sweep_leftovers() {
     return 0
 }
 sweep_leftovers
+for short in /tmp/postern-pf-*; do
+    [ "$(cat "$short/.owner" 2>/dev/null)" = "$TMPDIR" ] && rm -rf "$short"
+done
 rm -rf "$TMPDIR"
 
 summary "$passed" "$failed" "$skipped"

@@ -58,6 +58,26 @@ public sealed class LoopAndTlsTests(ITestOutputHelper output) : EndToEndTest(out
         Assert.True(data.Is(250, "2.0.0"), data.ToString());
     }
 
+    [Fact]
+    public async Task Refuses_a_message_with_bare_line_feeds_and_delivers_nothing()
+    {
+        var relay = await StartRelayAsync();
+        await using var client = await RawSmtpClient.ConnectAsync(relay.PlainPort);
+        await client.HelloAsync();
+        Assert.True((await client.CommandAsync($"MAIL FROM:<{RelayHarness.ExternalSender}>")).IsPositive);
+        Assert.True((await client.CommandAsync("RCPT TO:<alice@contoso.test>")).IsPositive);
+        Assert.Equal(354, (await client.CommandAsync("DATA")).Code);
+        // "\n.\n" would end the message on a server that accepts bare LF: a smuggled second message follows.
+        await client.SendRawAsync(Encoding.ASCII.GetBytes(
+            $"{relay.Contoso.KeyHeader}\r\nSubject: smuggle\r\n\r\nhello\n.\nMAIL FROM:<evil@external.test>\r\n.\r\n"));
+        var reply = await client.ReadResponseAsync();
+        Assert.True(reply.Is(550, "5.6.0"), reply.ToString());
+        var control = await relay.SendPlainAsync("alice@contoso.test", "control", relay.Contoso.KeyHeader);
+        Assert.True(control.HasReply("250 2.0.0"), control.ToString());
+        var delivered = Assert.Single(await relay.Sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
+        Assert.Contains("Subject: control", delivered.Mail.HeaderSection);
+    }
+
     private static async Task<SmtpResponse> SendWithReceivedHeadersAsync(RelayHarness relay, int hops)
     {
         var message = new StringBuilder();

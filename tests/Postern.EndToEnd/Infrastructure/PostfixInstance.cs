@@ -19,11 +19,38 @@ public sealed partial class PostfixInstance : IAsyncDisposable
 
     private bool _running;
 
+    /// <summary>Postfix's sockets (ROOT/spool/private/proxywrite) must fit a 107-byte sun_path.</summary>
+    private const int MaxRootLength = 75;
+
+    /// <summary>Where a deep checkout would make the socket paths too long, the instance lives here instead.</summary>
+    public const string ShortRootPrefix = "/tmp/postern-pf-";
+
+    private readonly string? _shortRoot;
+
     private PostfixInstance(string name, string root, int port)
     {
         Name = name;
         Root = root;
         Port = port;
+        _shortRoot = root.StartsWith(ShortRootPrefix, StringComparison.Ordinal) ? root : null;
+    }
+
+    /// <summary>
+    /// TEST_DIR/postfix-NAME, or a short /tmp/postern-pf-XXXXXXXX when that path is too long for Unix sockets.
+    /// The short one records the run's TMPDIR in ".owner" (scripts/test.sh sweeps leftovers by it) and is
+    /// linked from the test directory.
+    /// </summary>
+    private static string InstanceRoot(TestDirectory directory, string name)
+    {
+        var root = Path.Combine(directory.Path, "postfix-" + name);
+        if (root.Length <= MaxRootLength)
+            return directory.Sub("postfix-" + name);
+        var shortRoot = ShortRootPrefix + Guid.NewGuid().ToString("N")[..8];
+        Directory.CreateDirectory(shortRoot);
+        File.SetUnixFileMode(shortRoot, (UnixFileMode)0x1ED); // 755
+        File.WriteAllText(Path.Combine(shortRoot, ".owner"), Path.GetTempPath().TrimEnd('/') + "\n");
+        File.CreateSymbolicLink(root, shortRoot);
+        return shortRoot;
     }
 
     public string Name { get; }
@@ -46,7 +73,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
     /// </summary>
     public static async Task<PostfixInstance> StartM365SideAsync(TestDirectory directory, int relayPort, TestCertificate clientCertificate, string name = "m365")
     {
-        var instance = new PostfixInstance(name, directory.Sub("postfix-" + name), FreePort.Next());
+        var instance = new PostfixInstance(name, InstanceRoot(directory, name), FreePort.Next());
         instance.WriteConfiguration(
             myHostName: "m365-sim.test",
             roleSettings:
@@ -75,7 +102,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
     /// </summary>
     public static async Task<PostfixInstance> StartTenantMtaAsync(TestDirectory directory, IEnumerable<string> domains, TestCertificate serverCertificate, string name = "tenant")
     {
-        var instance = new PostfixInstance(name, directory.Sub("postfix-" + name), FreePort.Next());
+        var instance = new PostfixInstance(name, InstanceRoot(directory, name), FreePort.Next());
         var mailBase = Path.Combine(instance.Root, "mail");
         Directory.CreateDirectory(mailBase);
         // The virtual delivery agent writes as the mapped uid (nobody).
@@ -181,7 +208,21 @@ public sealed partial class PostfixInstance : IAsyncDisposable
     public string ReadLogTail(int lines = 40)
         => $"--- postfix '{Name}' log ({LogPath}), last {lines} lines ---\n" + string.Join('\n', ReadLog().Split('\n').TakeLast(lines));
 
-    public async ValueTask DisposeAsync() => await StopAsync();
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync();
+        if (_shortRoot is not null && Environment.GetEnvironmentVariable("POSTERN_E2E_KEEP") != "1")
+        {
+            try
+            {
+                Directory.Delete(_shortRoot, recursive: true);
+            }
+            catch (IOException)
+            {
+                // A daemon that outlived the stop may still write here; scripts/test.sh sweeps it.
+            }
+        }
+    }
 
     private int? MasterPid()
     {
