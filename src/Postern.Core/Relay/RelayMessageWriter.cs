@@ -27,6 +27,11 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
     public async ValueTask<SmtpReply> CompleteAsync(CancellationToken cancellationToken)
     {
         var options = relay.Options;
+        if (transaction.HasBareLineEndings)
+        {
+            // A lone CR or LF is read as a line end by some servers and not by others: the basis of SMTP smuggling.
+            return Refuse(null, new SmtpReply(550, "5.6.0", "Message refused: bare CR or LF line endings (only CRLF is allowed)"), "bare CR or LF in the message");
+        }
         var prefixLength = (int)Math.Min(content.Length, MaxHeaderSection);
         var prefix = ArrayPool<byte>.Shared.Rent(Math.Max(prefixLength, 1));
         try
