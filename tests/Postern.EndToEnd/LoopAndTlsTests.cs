@@ -17,6 +17,36 @@ public sealed class LoopAndTlsTests(ITestOutputHelper output) : EndToEndTest(out
     }
 
     [Fact]
+    public async Task Loop_token_rotation_keeps_both_tokens_recognised_and_stamps_the_new_one_only_after_switch()
+    {
+        var relay = await StartRelayAsync();
+        (await Postern.RunCliAsync("relay", "rotate-loop-token", relay.Contoso.Name)).EnsureSuccess();
+        var show = (await Postern.RunCliAsync("tenant", "show", relay.Contoso.Name)).EnsureSuccess().StdOut;
+        var coming = System.Text.RegularExpressions.Regex.Match(show, @"Loop token in rotation \(recognised, not stamped\): ([0-9a-f]+)").Groups[1].Value;
+        Assert.Matches("^[0-9a-f]{32}$", coming);
+        Assert.NotEqual(relay.Contoso.LoopToken, coming);
+
+        // Both tokens are loops once a server has reloaded (within a second); the old one is still stamped.
+        await Poll.UntilAsync(async () => (await relay.SendPlainAsync("alice@contoso.test", "coming token", relay.Contoso.KeyHeader, $"X-Postern-Loop: {coming}")).HasReply("554 5.4.6"),
+            TimeSpan.FromSeconds(10), "the coming loop token is refused as a loop");
+        Assert.True((await relay.SendPlainAsync("alice@contoso.test", "old token", relay.Contoso.KeyHeader, $"X-Postern-Loop: {relay.Contoso.LoopToken}")).HasReply("554 5.4.6"));
+        var before = await relay.SendPlainAsync("alice@contoso.test", "before switch", relay.Contoso.KeyHeader);
+        Assert.True(before.HasReply("250 2.0.0"), before.ToString());
+        await Poll.UntilAsync(async () => (await relay.Sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics))
+            .Any(m => m.Mail.HeaderSection.Contains("Subject: before switch")), TimeSpan.FromSeconds(30), "the message before the switch is delivered");
+        Assert.Equal(relay.Contoso.LoopToken, (await relay.Sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics))
+            .Single(m => m.Mail.HeaderSection.Contains("Subject: before switch")).Mail.Header("X-Postern-Loop"));
+
+        (await Postern.RunCliAsync("relay", "rotate-loop-token", relay.Contoso.Name, "--switch")).EnsureSuccess();
+        await Poll.UntilAsync(async () =>
+        {
+            var sent = await relay.SendPlainAsync("alice@contoso.test", "after switch", relay.Contoso.KeyHeader);
+            var messages = await relay.Sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics);
+            return sent.HasReply("250 2.0.0") && messages.Any(m => m.Mail.HeaderSection.Contains("Subject: after switch") && m.Mail.Header("X-Postern-Loop") == coming);
+        }, TimeSpan.FromSeconds(15), "mail is stamped with the new token after --switch");
+    }
+
+    [Fact]
     public async Task Refuses_message_with_more_than_30_received_headers()
     {
         var relay = await StartRelayAsync();

@@ -20,7 +20,7 @@ public sealed record Tenant
     /// <summary>The secret value stamped in X-Postern-Loop on everything returned to Microsoft 365.</summary>
     public required string LoopToken { get; init; }
 
-    /// <summary>The token before the last rotation; still recognised as a loop.</summary>
+    /// <summary>During a rotation, the other token (the coming one, then the outgoing one): recognised as a loop, never stamped.</summary>
     public string? PreviousLoopToken { get; init; }
 
     public required DateTimeOffset CreatedAt { get; init; }

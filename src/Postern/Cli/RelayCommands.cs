@@ -13,6 +13,7 @@ public static class RelayCommands
         relay.Add(Enable(cli));
         relay.Add(Rotate(cli));
         relay.Add(Disable(cli));
+        relay.Add(RotateLoopToken(cli));
         return relay;
     }
 
@@ -77,6 +78,50 @@ public static class RelayCommands
             var t = store.GetTenant(result.GetValue(tenant)!);
             store.UpdateTenant(t with { RelayKeyHash = null, PreviousRelayKeyHash = null, PreviousRelayKeyExpires = null });
             cli.Out.WriteLine($"Relay disabled for tenant '{t.Name}'; its key no longer works. Disable the Exchange Online rules too, or mail will be refused.");
+            return 0;
+        }));
+        return command;
+    }
+
+    /// <summary>
+    /// Loop token rotation in three steps, so Exchange Online's Loop Check rule always knows the token
+    /// Postern stamps: begin (a new token is recognised, not yet stamped; apply the rule), --switch
+    /// (Postern stamps the new one; the old is still recognised), --finish (the old one is forgotten).
+    /// </summary>
+    private static Command RotateLoopToken(CliContext cli)
+    {
+        var tenant = new Argument<string>("TENANT") { Description = "Tenant name or id" };
+        var switchOver = new Option<bool>("--switch") { Description = "Step 2: stamp the new token (after `postern m365 apply` put both in the Loop Check rule)" };
+        var finish = new Option<bool>("--finish") { Description = "Step 3: forget the old token" };
+        var command = new Command("rotate-loop-token", "Rotate the tenant's loop token in three steps (begin, --switch, --finish)") { tenant, switchOver, finish };
+        command.SetAction(cli.Run(result =>
+        {
+            var store = cli.Tenants(result);
+            var t = store.GetTenant(result.GetValue(tenant)!);
+            if (result.GetValue(switchOver) && result.GetValue(finish))
+                throw new PosternException("give --switch or --finish, not both");
+            if (result.GetValue(switchOver))
+            {
+                if (t.PreviousLoopToken is not { } pending)
+                    throw new PosternException($"tenant '{t.Name}' has no loop token rotation in progress; begin with: postern relay rotate-loop-token {t.Name}");
+                store.UpdateTenant(t with { LoopToken = pending, PreviousLoopToken = t.LoopToken });
+                cli.Out.WriteLine($"Tenant '{t.Name}' now stamps the new loop token; the old one is still recognised.");
+                cli.Out.WriteLine($"Next, once mail stamped with the old token has passed: postern relay rotate-loop-token {t.Name} --finish, then postern m365 apply {t.Name}.");
+                return 0;
+            }
+            if (result.GetValue(finish))
+            {
+                if (t.PreviousLoopToken is null)
+                    throw new PosternException($"tenant '{t.Name}' has no loop token rotation in progress");
+                store.UpdateTenant(t with { PreviousLoopToken = null });
+                cli.Out.WriteLine($"Loop token rotation of tenant '{t.Name}' finished; only the current token is recognised. Run postern m365 apply {t.Name}.");
+                return 0;
+            }
+            if (t.PreviousLoopToken is not null)
+                throw new PosternException($"tenant '{t.Name}' is already rotating its loop token; continue with --switch or --finish");
+            store.UpdateTenant(t with { PreviousLoopToken = LoopToken.Generate() });
+            cli.Out.WriteLine($"New loop token made for tenant '{t.Name}': recognised as a loop from now on, not yet stamped.");
+            cli.Out.WriteLine($"Next: postern m365 apply {t.Name} (the Loop Check rule then matches both), then postern relay rotate-loop-token {t.Name} --switch.");
             return 0;
         }));
         return command;

@@ -77,6 +77,8 @@ public static class TenantCommands
             cli.Out.WriteLine($"Relay: {(t.RelayEnabled ? "enabled" : "disabled")}" +
                 (t.PreviousRelayKeyExpires is { } e && e > DateTimeOffset.UtcNow ? $" (previous key valid until {e:u})" : ""));
             cli.Out.WriteLine($"Loop token: {t.LoopToken}");
+            if (t.PreviousLoopToken is { } other)
+                cli.Out.WriteLine($"Loop token in rotation (recognised, not stamped): {other}");
             var domains = store.ListDomains(t);
             cli.Out.WriteLine(domains.Count == 0 ? "Domains: none" : "Domains:");
             foreach (var d in domains)
