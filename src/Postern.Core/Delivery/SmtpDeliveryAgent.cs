@@ -26,8 +26,11 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     private readonly ConcurrentDictionary<string, DestinationPool> _pools = new();
     private readonly Timer _sweeper;
 
+    private readonly MxResolver _resolver;
+
     public SmtpDeliveryAgent(PosternOptions options, ILogger<SmtpDeliveryAgent> logger)
     {
+        _resolver = new MxResolver(options.Dns);
         _options = options.Delivery;
         _hostName = options.HostName;
         _logger = logger;
@@ -96,7 +99,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         try
         {
             var tls = request.RequireTls ? SecureSocketOptions.StartTls : SecureSocketOptions.StartTlsWhenAvailable;
-            var socket = await OpenSocketAsync(server, timeout.Token).ConfigureAwait(false);
+            var socket = await OpenSocketAsync(server, _resolver, timeout.Token).ConfigureAwait(false);
             try
             {
                 await client.ConnectAsync(socket, server.Host, server.Port, tls, timeout.Token).ConfigureAwait(false);
@@ -124,11 +127,12 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     /// A connected socket with Nagle's algorithm off: SMTP writes small commands and waits for replies,
     /// and Nagle plus the peer's delayed ACK would add up to 40 ms to every message.
     /// </summary>
-    private static async Task<Socket> OpenSocketAsync(MtaAddress server, CancellationToken cancellationToken)
+    private static async Task<Socket> OpenSocketAsync(MtaAddress server, MxResolver resolver, CancellationToken cancellationToken)
     {
-        var addresses = System.Net.IPAddress.TryParse(server.Host, out var literal)
-            ? [literal]
-            : await System.Net.Dns.GetHostAddressesAsync(server.Host, cancellationToken).ConfigureAwait(false);
+        // Host names go through Postern's own DNS settings (Postern:Dns), like the MX lookup that found them.
+        var addresses = await resolver.ResolveHostAsync(server.Host, cancellationToken).ConfigureAwait(false);
+        if (addresses.Count == 0)
+            throw new SocketException((int)SocketError.HostNotFound);
         SocketException? last = null;
         foreach (var address in addresses)
         {
@@ -238,7 +242,8 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
 
     private static bool IsConnectionFailure(Exception ex) =>
         ex is SocketException or TimeoutException or IOException or SslHandshakeException or SmtpProtocolException
-            or SmtpCommandException or NotSupportedException or System.Security.Authentication.AuthenticationException;
+            or SmtpCommandException or NotSupportedException or System.Security.Authentication.AuthenticationException
+            or DnsClient.DnsResponseException;
 
     private static string ConnectionFailureReply(Exception ex) => ex switch
     {

@@ -69,12 +69,15 @@ public sealed class SmtpSink : IAsyncDisposable
     public string DumpDirectory { get; }
     public bool IsRunning => _process is { HasExited: false };
 
+    /// <summary>smtp-sink options added to the command line, e.g. ["-f", "RCPT"] to refuse every recipient with 5xx.</summary>
+    public IReadOnlyList<string> ExtraArguments { get; init; } = [];
+
     /// <summary>Starts a sink on a free port (or <paramref name="port"/>).</summary>
-    public static async Task<SmtpSink> StartAsync(TestDirectory directory, string name = "sink", int? port = null)
+    public static async Task<SmtpSink> StartAsync(TestDirectory directory, string name = "sink", int? port = null, IReadOnlyList<string>? extraArguments = null)
     {
         var dump = directory.Sub(name);
         File.SetUnixFileMode(dump, (UnixFileMode)0x1FF); // smtp-sink writes as nobody
-        var sink = new SmtpSink(dump, port ?? FreePort.Next(), name);
+        var sink = new SmtpSink(dump, port ?? FreePort.Next(), name) { ExtraArguments = extraArguments ?? [] };
         await sink.StartAsync();
         return sink;
     }
@@ -98,7 +101,8 @@ public sealed class SmtpSink : IAsyncDisposable
             UseShellExecute = false,
         };
         // -u: required as root; -d: one file per transaction, named by time plus a random suffix.
-        foreach (var a in new[] { "-u", "nobody", "-h", $"{Name}.sink.test", "-d", Path.Combine(DumpDirectory, "%Y%m%d%H%M%S."), $"127.0.0.1:{Port}", "1024" })
+        foreach (var a in new[] { "-u", "nobody", "-h", $"{Name}.sink.test", "-d", Path.Combine(DumpDirectory, "%Y%m%d%H%M%S.") }
+                     .Concat(ExtraArguments).Concat([$"127.0.0.1:{Port}", "1024"]))
             psi.ArgumentList.Add(a);
         var process = new Process { StartInfo = psi };
         var log = new StreamWriter(new FileStream(_logPath, FileMode.Append, FileAccess.Write, FileShare.ReadWrite)) { AutoFlush = true };
