@@ -90,6 +90,28 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     }
 
     [Fact]
+    public async Task Outbound_mail_that_cannot_be_delivered_before_it_expires_bounces_with_the_last_reason()
+    {
+        var internet = Own(SmtpSink.CreateStopped(Directory, "internet"));
+        var tenantMta = Own(await SmtpSink.StartAsync(Directory, "tenant"));
+        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
+        var config = Config(internet.Port, dns.EndPoint, retryDelays: [TimeSpan.FromSeconds(1)], maxAge: TimeSpan.FromSeconds(4));
+        await Postern.StartServeAsync(config);
+
+        var sent = await Swaks.SendAsync(config.First.Port, "alice@contoso.test", "bob@remote.test", "never arrives", "--add-header", contoso.KeyHeader);
+        Assert.True(sent.QueueId is not null, sent.ToString());
+
+        var dsn = Assert.Single(await tenantMta.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
+        Assert.Equal(["<alice@contoso.test>"], dsn.RecipientArgs);
+        Assert.Contains("Final-Recipient: rfc822; bob@remote.test", dsn.Mail.Text);
+        Assert.Contains("expired after", dsn.Mail.Text);
+        Assert.Contains("ConnectionRefused", dsn.Mail.Text);
+        Assert.Equal("failed", (await TraceAsync(sent.QueueId!)).GetProperty("state").GetString());
+        Assert.Equal(0, internet.Count);
+    }
+
+    [Fact]
     public async Task Inbound_permanent_failure_is_recorded_in_the_trace_and_bounces_nothing()
     {
         var tenantMta = Own(await SmtpSink.StartAsync(Directory, "tenant", extraArguments: ["-f", "RCPT", "-B", "550 5.1.1 No such mailbox"]));
