@@ -95,3 +95,15 @@ public static class ScanSamples
         return null;
     }
 }
+
+public static class TextCounting
+{
+    /// <summary>How often <paramref name="what"/> occurs in <paramref name="text"/> (ordinal, not overlapping): log lines, for waits.</summary>
+    public static int Occurrences(this string text, string what)
+    {
+        var count = 0;
+        for (var at = text.IndexOf(what, StringComparison.Ordinal); at >= 0; at = text.IndexOf(what, at + what.Length, StringComparison.Ordinal))
+            count++;
+        return count;
+    }
+}
