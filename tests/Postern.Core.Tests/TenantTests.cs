@@ -71,8 +71,13 @@ public sealed class TenantTests : IDisposable
     {
         var tenant = new Tenant
         {
-            Id = Guid.NewGuid(), Name = "contoso", Region = "eu", LoopToken = LoopToken.Generate(), CreatedAt = DateTimeOffset.UtcNow,
-            RelayKeyHash = relayEnabled ? RelayKey.Hash("k") : null, Outbound = outbound,
+            Id = Guid.NewGuid(),
+            Name = "contoso",
+            Region = "eu",
+            LoopToken = LoopToken.Generate(),
+            CreatedAt = DateTimeOffset.UtcNow,
+            RelayKeyHash = relayEnabled ? RelayKey.Hash("k") : null,
+            Outbound = outbound,
         };
         return new RoutingTable(1, [tenant], [new ProtectedDomain("contoso.test", tenant.Id, [])]);
     }

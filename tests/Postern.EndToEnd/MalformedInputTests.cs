@@ -68,36 +68,36 @@ public sealed class MalformedInputTests(ITestOutputHelper output) : EndToEndTest
             case 0:
                 return new("printable", Line(RandomText(random, random.Next(1, 120), printable: true)));
             case 1:
-            {
-                var bytes = new byte[random.Next(1, 200)];
-                random.NextBytes(bytes);
-                return new("binary", [.. bytes, (byte)'\r', (byte)'\n']);
-            }
+                {
+                    var bytes = new byte[random.Next(1, 200)];
+                    random.NextBytes(bytes);
+                    return new("binary", [.. bytes, (byte)'\r', (byte)'\n']);
+                }
             case 2:
-            {
-                var command = ValidCommands[random.Next(ValidCommands.Length)];
-                return new("truncated", Line(command[..random.Next(0, command.Length)]));
-            }
+                {
+                    var command = ValidCommands[random.Next(ValidCommands.Length)];
+                    return new("truncated", Line(command[..random.Next(0, command.Length)]));
+                }
             case 3:
-            {
-                var verb = Verbs[random.Next(Verbs.Length)];
-                var argument = (verb == "BDAT" ? "x" : "") + RandomText(random, random.Next(0, 300), printable: random.Next(2) == 0);
-                return new("garbage-arg", Line(verb + " " + argument));
-            }
+                {
+                    var verb = Verbs[random.Next(Verbs.Length)];
+                    var argument = (verb == "BDAT" ? "x" : "") + RandomText(random, random.Next(0, 300), printable: random.Next(2) == 0);
+                    return new("garbage-arg", Line(verb + " " + argument));
+                }
             case 4:
-            {
-                var length = random.Next(513, 20_000);
-                var prefix = random.Next(3) switch { 0 => "MAIL FROM:<", 1 => "RCPT TO:<", _ => "EHLO " };
-                return new("oversize", Line(prefix + new string('x', length) + "@contoso.test>"));
-            }
+                {
+                    var length = random.Next(513, 20_000);
+                    var prefix = random.Next(3) switch { 0 => "MAIL FROM:<", 1 => "RCPT TO:<", _ => "EHLO " };
+                    return new("oversize", Line(prefix + new string('x', length) + "@contoso.test>"));
+                }
             default:
-            {
-                // Bare LF / bare CR line ends and NULs inside otherwise valid commands.
-                var command = ValidCommands[random.Next(ValidCommands.Length)];
-                var cut = random.Next(0, command.Length);
-                var odd = random.Next(3) switch { 0 => "\n", 1 => "\r", _ => "\0" };
-                return new("line-ends", Encoding.ASCII.GetBytes(command[..cut] + odd + command[cut..] + (random.Next(2) == 0 ? "\n" : "\r\n")));
-            }
+                {
+                    // Bare LF / bare CR line ends and NULs inside otherwise valid commands.
+                    var command = ValidCommands[random.Next(ValidCommands.Length)];
+                    var cut = random.Next(0, command.Length);
+                    var odd = random.Next(3) switch { 0 => "\n", 1 => "\r", _ => "\0" };
+                    return new("line-ends", Encoding.ASCII.GetBytes(command[..cut] + odd + command[cut..] + (random.Next(2) == 0 ? "\n" : "\r\n")));
+                }
         }
     }
 

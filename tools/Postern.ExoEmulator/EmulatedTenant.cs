@@ -30,13 +30,24 @@ public sealed class EmulatedTenant
         Organization = organization;
         _acceptedDomains.Add(new ExoRecord(new JsonObject
         {
-            ["Name"] = organization, ["DomainName"] = organization, ["DomainType"] = "Authoritative", ["Default"] = true,
+            ["Name"] = organization,
+            ["DomainName"] = organization,
+            ["DomainType"] = "Authoritative",
+            ["Default"] = true,
         }));
         _remoteDomains.Add(new ExoRecord(new JsonObject
         {
-            ["Name"] = "Default", ["DomainName"] = "*", ["TNEFEnabled"] = null, ["CharacterSet"] = "iso-8859-1",
-            ["NonMimeCharacterSet"] = "iso-8859-1", ["AllowedOOFType"] = "External", ["ContentType"] = "MimeHtmlText",
-            ["AutoReplyEnabled"] = true, ["AutoForwardEnabled"] = true, ["DeliveryReportEnabled"] = true, ["NDREnabled"] = true,
+            ["Name"] = "Default",
+            ["DomainName"] = "*",
+            ["TNEFEnabled"] = null,
+            ["CharacterSet"] = "iso-8859-1",
+            ["NonMimeCharacterSet"] = "iso-8859-1",
+            ["AllowedOOFType"] = "External",
+            ["ContentType"] = "MimeHtmlText",
+            ["AutoReplyEnabled"] = true,
+            ["AutoForwardEnabled"] = true,
+            ["DeliveryReportEnabled"] = true,
+            ["NDREnabled"] = true,
         }));
     }
 
@@ -56,7 +67,10 @@ public sealed class EmulatedTenant
             _acceptedDomains.RemoveAll(d => d.Name.Equals(domain, StringComparison.OrdinalIgnoreCase));
             _acceptedDomains.Add(new ExoRecord(new JsonObject
             {
-                ["Name"] = domain, ["DomainName"] = domain, ["DomainType"] = domainType, ["Default"] = false,
+                ["Name"] = domain,
+                ["DomainName"] = domain,
+                ["DomainType"] = domainType,
+                ["Default"] = false,
             }));
         }
     }
@@ -385,7 +399,10 @@ public sealed class EmulatedTenant
             throw ExoError.Validation("The tenant allow/block list can hold at most 1024 spoofed sender entries.");
         var record = new ExoRecord(new JsonObject
         {
-            ["SpoofedUser"] = user, ["SendingInfrastructure"] = infrastructure, ["SpoofType"] = type, ["Action"] = Text(p, "Action"),
+            ["SpoofedUser"] = user,
+            ["SendingInfrastructure"] = infrastructure,
+            ["SpoofType"] = type,
+            ["Action"] = Text(p, "Action"),
         });
         var id = record.Guid.ToString("N").ToUpperInvariant();
         record.Props["Name"] = id;

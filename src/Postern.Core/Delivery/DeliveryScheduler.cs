@@ -225,29 +225,29 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             {
                 case RecipientRoute.Tenant:
                 case RecipientRoute.ViaM365:
-                {
-                    var domainName = recipient.Route == RecipientRoute.Tenant ? recipient.Domain : SenderDomain(envelope);
-                    var domain = DomainName.Normalize(domainName) is { } normal ? table.FindDomain(normal) : null;
-                    if (domain is null || domain.TenantId != tenant.Id)
                     {
-                        results.Add((i, new RecipientResult(recipient.Address, RecipientOutcome.Failed, $"550 5.1.2 domain '{domainName}' is no longer a domain of tenant '{tenant.Name}'")));
-                        continue;
+                        var domainName = recipient.Route == RecipientRoute.Tenant ? recipient.Domain : SenderDomain(envelope);
+                        var domain = DomainName.Normalize(domainName) is { } normal ? table.FindDomain(normal) : null;
+                        if (domain is null || domain.TenantId != tenant.Id)
+                        {
+                            results.Add((i, new RecipientResult(recipient.Address, RecipientOutcome.Failed, $"550 5.1.2 domain '{domainName}' is no longer a domain of tenant '{tenant.Name}'")));
+                            continue;
+                        }
+                        var key = "tenant:" + domain.Domain;
+                        if (!groups.TryGetValue(key, out var group))
+                            groups[key] = group = (() => Task.FromResult(domain.Mtas), true, new List<int>());
+                        group.Indexes.Add(i);
+                        break;
                     }
-                    var key = "tenant:" + domain.Domain;
-                    if (!groups.TryGetValue(key, out var group))
-                        groups[key] = group = (() => Task.FromResult(domain.Mtas), true, new List<int>());
-                    group.Indexes.Add(i);
-                    break;
-                }
                 case RecipientRoute.Mx:
-                {
-                    var domain = recipient.Domain.ToLowerInvariant();
-                    var key = "mx:" + domain;
-                    if (!groups.TryGetValue(key, out var group))
-                        groups[key] = group = (() => _mx.ResolveAsync(domain, _options.Delivery.MxPort, cancellationToken), false, new List<int>());
-                    group.Indexes.Add(i);
-                    break;
-                }
+                    {
+                        var domain = recipient.Domain.ToLowerInvariant();
+                        var key = "mx:" + domain;
+                        if (!groups.TryGetValue(key, out var group))
+                            groups[key] = group = (() => _mx.ResolveAsync(domain, _options.Delivery.MxPort, cancellationToken), false, new List<int>());
+                        group.Indexes.Add(i);
+                        break;
+                    }
             }
         }
 

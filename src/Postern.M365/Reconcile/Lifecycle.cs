@@ -21,7 +21,10 @@ public static class Lifecycle
             ? new PlanStep { Kind = "transport rule", Name = rule.Name, Action = StepAction.Nothing, Summary = "enabled already" }
             : new PlanStep
             {
-                Kind = "transport rule", Name = rule.Name, Action = StepAction.Enable, Summary = "enable",
+                Kind = "transport rule",
+                Name = rule.Name,
+                Action = StepAction.Enable,
+                Summary = "enable",
                 Invocations = [new CmdletInvocation("Enable-TransportRule", ("Identity", rule.Name))],
             }).ToArray();
     }
@@ -33,7 +36,10 @@ public static class Lifecycle
             .Select(rule => Planner.IsEnabled(rule)
                 ? new PlanStep
                 {
-                    Kind = "transport rule", Name = rule.Name, Action = StepAction.Disable, Summary = "disable",
+                    Kind = "transport rule",
+                    Name = rule.Name,
+                    Action = StepAction.Disable,
+                    Summary = "disable",
                     Invocations = [new CmdletInvocation("Disable-TransportRule", ("Identity", rule.Name), ("Confirm", false))],
                 }
                 : new PlanStep { Kind = "transport rule", Name = rule.Name, Action = StepAction.Nothing, Summary = "disabled already" })
@@ -67,7 +73,9 @@ public static class Lifecycle
             var rest = state.ArcTrustedSealers.Where(s => !s.Equals(sealer, StringComparison.OrdinalIgnoreCase)).ToArray();
             steps.Add(new PlanStep
             {
-                Kind = "ARC trusted sealer", Name = sealer, Action = StepAction.Delete,
+                Kind = "ARC trusted sealer",
+                Name = sealer,
+                Action = StepAction.Delete,
                 Summary = rest.Length == 0 ? "delete (no sealer stays trusted)" : $"delete, keeping {string.Join(", ", rest)}",
                 // Set-ArcConfig replaces the list; " " is how Exchange takes an empty one.
                 Invocations = [new CmdletInvocation("Set-ArcConfig", ("Identity", "Default"), ("ArcTrustedSealers", rest.Length == 0 ? new[] { " " } : rest))],
@@ -81,7 +89,9 @@ public static class Lifecycle
         {
             steps.Add(new PlanStep
             {
-                Kind = "connection filter IP allow list", Name = "Default", Action = StepAction.Delete,
+                Kind = "connection filter IP allow list",
+                Name = "Default",
+                Action = StepAction.Delete,
                 Summary = $"delete {string.Join(", ", listed)}, keeping the other {state.IpAllowList.Count - listed.Length} entries",
                 Invocations = [new CmdletInvocation("Set-HostedConnectionFilterPolicy", ("Identity", "Default"), ("IPAllowList", ExoHashtable.Removing(listed)))],
             });
@@ -93,8 +103,10 @@ public static class Lifecycle
         {
             steps.Add(new PlanStep
             {
-                Kind = "spoofed sender allow entries", Name = string.Join(", ", spoof.Select(i => $"{i.GetString("SpoofType")}: *, {i.GetString("SendingInfrastructure")}")),
-                Action = StepAction.Delete, Summary = "delete",
+                Kind = "spoofed sender allow entries",
+                Name = string.Join(", ", spoof.Select(i => $"{i.GetString("SpoofType")}: *, {i.GetString("SendingInfrastructure")}")),
+                Action = StepAction.Delete,
+                Summary = "delete",
                 Invocations = [new CmdletInvocation("Remove-TenantAllowBlockListSpoofItems", ("Identity", "Default"), ("Ids", spoof.Select(TenantState.SpoofId).ToArray()))],
             });
         }

@@ -32,7 +32,9 @@ public static class Planner
         {
             steps.Add(new PlanStep
             {
-                Kind = "transport rule", Name = stale.Name, Action = StepAction.Delete,
+                Kind = "transport rule",
+                Name = stale.Name,
+                Action = StepAction.Delete,
                 Summary = $"delete: not part of the {ProvisioningProfiles.Format(blueprint.Profile)} profile",
                 Invocations = [new CmdletInvocation("Remove-TransportRule", ("Identity", stale.Name), ("Confirm", false))],
             });
@@ -54,7 +56,9 @@ public static class Planner
         {
             steps.Add(new PlanStep
             {
-                Kind = "transport rule", Name = name, Action = StepAction.Enable,
+                Kind = "transport rule",
+                Name = name,
+                Action = StepAction.Enable,
                 Summary = "enable (the tenant's rules are activated)",
                 Invocations = [new CmdletInvocation("Enable-TransportRule", ("Identity", name))],
             });
@@ -97,7 +101,10 @@ public static class Planner
         {
             return new PlanStep
             {
-                Kind = connector.Kind, Name = connector.Name, Action = StepAction.Create, Summary = "create (enabled)",
+                Kind = connector.Kind,
+                Name = connector.Name,
+                Action = StepAction.Create,
+                Summary = "create (enabled)",
                 Invocations = [connector.Create()],
             };
         }
@@ -111,7 +118,10 @@ public static class Planner
         {
             return new PlanStep
             {
-                Kind = connector.Kind, Name = connector.Name, Action = StepAction.Recreate, Changes = changes,
+                Kind = connector.Kind,
+                Name = connector.Name,
+                Action = StepAction.Recreate,
+                Changes = changes,
                 Summary = $"re-create: ConnectorType is {ValueCompare.Display(current, "ConnectorType")}, must be {connector.Setting("ConnectorType")} (an inbound connector's type cannot change in place)",
                 Invocations = [new CmdletInvocation("Remove-" + noun, ("Identity", current.Name), ("Confirm", false)), connector.Create()],
             };
@@ -121,7 +131,9 @@ public static class Planner
         var onlyEnable = changes.Count == 1 && changes[0].Parameter == "Enabled";
         return new PlanStep
         {
-            Kind = connector.Kind, Name = connector.Name, Changes = changes,
+            Kind = connector.Kind,
+            Name = connector.Name,
+            Changes = changes,
             Action = onlyEnable ? StepAction.Enable : StepAction.Update,
             Summary = onlyEnable ? "enable" : "update " + string.Join(", ", changes.Select(c => c.Parameter)),
             Invocations = [new CmdletInvocation("Set-" + noun, parameters.Prepend(new("Identity", current.Name)))],
@@ -144,7 +156,10 @@ public static class Planner
                 order.Add(rule.Name);
             yield return new PlanStep
             {
-                Kind = rule.Kind, Name = rule.Name, Action = StepAction.Create, NeedsRelayKey = needsKey,
+                Kind = rule.Kind,
+                Name = rule.Name,
+                Action = StepAction.Create,
+                NeedsRelayKey = needsKey,
                 Summary = $"create, disabled, {where}",
                 Invocations = [rule.Create(priority)],
             };
@@ -162,7 +177,10 @@ public static class Planner
                 desired.Contains(c.Parameter) ? rule.Setting(c.Parameter) : clear[c.Parameter]));
             yield return new PlanStep
             {
-                Kind = rule.Kind, Name = rule.Name, Action = StepAction.Update, Changes = changes,
+                Kind = rule.Kind,
+                Name = rule.Name,
+                Action = StepAction.Update,
+                Changes = changes,
                 NeedsRelayKey = needsKey && changes.Any(c => c.Parameter == "SetHeaderValue"),
                 Summary = "update " + string.Join(", ", changes.Select(c => c.Parameter)),
                 Invocations = [new CmdletInvocation("Set-TransportRule", parameters.Prepend(new("Identity", current.Name)))],
@@ -176,7 +194,9 @@ public static class Planner
             order.Insert(nextIndex, rule.Name);
             yield return new PlanStep
             {
-                Kind = rule.Kind, Name = rule.Name, Action = StepAction.Move,
+                Kind = rule.Kind,
+                Name = rule.Name,
+                Action = StepAction.Move,
                 Changes = [new Difference("Priority", $"above '{above}'", $"below '{above}'")],
                 Summary = $"move above '{above}' (priority {nextIndex})",
                 Invocations = [new CmdletInvocation("Set-TransportRule", ("Identity", current.Name), ("Priority", nextIndex))],
@@ -211,7 +231,9 @@ public static class Planner
         var count = state.ArcTrustedSealers.Count;
         return new PlanStep
         {
-            Kind = arc.Kind, Name = arc.Name, Action = StepAction.Create,
+            Kind = arc.Kind,
+            Name = arc.Name,
+            Action = StepAction.Create,
             Summary = count == 0 ? "add (the list is empty)" : $"add, keeping the {count} sealer{(count == 1 ? "" : "s")} already trusted",
             Changes = [new Difference("ArcTrustedSealers", $"includes {arc.Domain}", count == 0 ? "(none)" : string.Join(", ", state.ArcTrustedSealers))],
             Invocations = [arc.Merge(state.ArcTrustedSealers)],
@@ -226,7 +248,9 @@ public static class Planner
             return Nothing(allow.Kind, allow.Name, "nothing to do");
         return new PlanStep
         {
-            Kind = allow.Kind, Name = allow.Name, Action = StepAction.Update,
+            Kind = allow.Kind,
+            Name = allow.Name,
+            Action = StepAction.Update,
             Summary = $"add {string.Join(", ", missing)}" + (state.IpAllowList.Count > 0 ? $", keeping the {state.IpAllowList.Count} entries there" : ""),
             Changes = [new Difference("IPAllowList", $"includes {string.Join(", ", missing)}", state.IpAllowList.Count == 0 ? "(none)" : string.Join(", ", state.IpAllowList))],
             Invocations = [allow.Add(missing)],
@@ -245,7 +269,10 @@ public static class Planner
             return Nothing(spoof.Kind, spoof.Name, "nothing to do");
         return new PlanStep
         {
-            Kind = spoof.Kind, Name = spoof.Name, Action = StepAction.Update, Summary = "update Action",
+            Kind = spoof.Kind,
+            Name = spoof.Name,
+            Action = StepAction.Update,
+            Summary = "update Action",
             Changes = [new Difference("Action", "Allow", current.GetString("Action") ?? "(none)")],
             Invocations = [new CmdletInvocation("Set-TenantAllowBlockListSpoofItems", ("Identity", "Default"), ("Ids", new[] { TenantState.SpoofId(current) }), ("Action", "Allow"))],
         };
@@ -257,7 +284,10 @@ public static class Planner
         {
             return new PlanStep
             {
-                Kind = remote.Kind, Name = remote.Name, Action = StepAction.Update, Summary = "update (not read)",
+                Kind = remote.Kind,
+                Name = remote.Name,
+                Action = StepAction.Update,
+                Summary = "update (not read)",
                 Invocations = [remote.Set(remote.Settings)],
             };
         }
@@ -266,7 +296,10 @@ public static class Planner
             return Nothing(remote.Kind, remote.Name, "nothing to do");
         return new PlanStep
         {
-            Kind = remote.Kind, Name = remote.Name, Action = StepAction.Update, Changes = changes,
+            Kind = remote.Kind,
+            Name = remote.Name,
+            Action = StepAction.Update,
+            Changes = changes,
             Summary = "update " + string.Join(", ", changes.Select(c => c.Parameter)),
             Invocations = [remote.Set(remote.Settings.Where(s => changes.Any(c => c.Parameter == s.Key)))],
         };
@@ -289,7 +322,10 @@ public static class Planner
         }
         var step = new PlanStep
         {
-            Kind = check.Kind, Name = check.Name, Action = StepAction.Check, Notes = [.. problems, .. notes],
+            Kind = check.Kind,
+            Name = check.Name,
+            Action = StepAction.Check,
+            Notes = [.. problems, .. notes],
             Summary = problems.Count == 0 ? "check: Authoritative" : "check: " + string.Join("; ", problems),
         };
         return (step, problems);

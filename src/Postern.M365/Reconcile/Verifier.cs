@@ -50,38 +50,38 @@ public static class Verifier
             switch (item)
             {
                 case ConnectorItem connector:
-                {
-                    var current = connector.Direction == ConnectorDirection.Inbound ? state.InboundConnector(connector.Name) : state.OutboundConnector(connector.Name);
-                    if (current is null)
                     {
-                        items.Add(new ItemReport(connector.Kind, connector.Name, ItemStatus.Missing, []));
+                        var current = connector.Direction == ConnectorDirection.Inbound ? state.InboundConnector(connector.Name) : state.OutboundConnector(connector.Name);
+                        if (current is null)
+                        {
+                            items.Add(new ItemReport(connector.Kind, connector.Name, ItemStatus.Missing, []));
+                            break;
+                        }
+                        var differences = Planner.Differences(connector.Settings, current, tenant).ToList();
+                        differences.AddRange(connector.MustBeEmpty.Where(e => ValueCompare.IsSet(current, e)).Select(e => new Difference(e, "(none)", ValueCompare.Display(current, e))));
+                        var disabled = differences.Any(d => d.Parameter == "Enabled");
+                        differences.RemoveAll(d => d.Parameter == "Enabled");
+                        items.Add(Report(connector.Kind, connector.Name, differences, disabled));
                         break;
                     }
-                    var differences = Planner.Differences(connector.Settings, current, tenant).ToList();
-                    differences.AddRange(connector.MustBeEmpty.Where(e => ValueCompare.IsSet(current, e)).Select(e => new Difference(e, "(none)", ValueCompare.Display(current, e))));
-                    var disabled = differences.Any(d => d.Parameter == "Enabled");
-                    differences.RemoveAll(d => d.Parameter == "Enabled");
-                    items.Add(Report(connector.Kind, connector.Name, differences, disabled));
-                    break;
-                }
                 case TransportRuleItem rule:
-                {
-                    var current = state.Rule(rule.Name);
-                    if (current is null)
                     {
-                        items.Add(new ItemReport(rule.Kind, rule.Name, ItemStatus.Missing, []));
+                        var current = state.Rule(rule.Name);
+                        if (current is null)
+                        {
+                            items.Add(new ItemReport(rule.Kind, rule.Name, ItemStatus.Missing, []));
+                            break;
+                        }
+                        var differences = Planner.Differences(rule.Settings, current, tenant).ToList();
+                        var desired = rule.Settings.Select(s => s.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
+                        differences.AddRange(Planner.ClearableRuleParameters()
+                            .Where(p => !desired.Contains(p.Key) && ValueCompare.IsSet(current, p.Key))
+                            .Select(p => new Difference(p.Key, "(none)", ValueCompare.Display(current, p.Key))));
+                        differences.AddRange(OrderDifferences(blueprint, state, rule));
+                        items.Add(Report(rule.Kind, rule.Name, differences, !Planner.IsEnabled(current),
+                            "'postern m365 activate' enables Postern's rules"));
                         break;
                     }
-                    var differences = Planner.Differences(rule.Settings, current, tenant).ToList();
-                    var desired = rule.Settings.Select(s => s.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
-                    differences.AddRange(Planner.ClearableRuleParameters()
-                        .Where(p => !desired.Contains(p.Key) && ValueCompare.IsSet(current, p.Key))
-                        .Select(p => new Difference(p.Key, "(none)", ValueCompare.Display(current, p.Key))));
-                    differences.AddRange(OrderDifferences(blueprint, state, rule));
-                    items.Add(Report(rule.Kind, rule.Name, differences, !Planner.IsEnabled(current),
-                        "'postern m365 activate' enables Postern's rules"));
-                    break;
-                }
                 case ArcSealerItem arc:
                     items.Add(state.ArcTrustedSealers.Contains(arc.Domain, StringComparer.OrdinalIgnoreCase)
                         ? new ItemReport(arc.Kind, arc.Name, ItemStatus.Present, [])
@@ -89,27 +89,27 @@ public static class Verifier
                             state.ArcTrustedSealers.Count == 0 ? "no sealer is trusted" : "trusted: " + string.Join(", ", state.ArcTrustedSealers)));
                     break;
                 case IpAllowListItem allow:
-                {
-                    var present = state.IpAllowList.Select(Planner.CanonicalEntry).ToHashSet(StringComparer.OrdinalIgnoreCase);
-                    var missing = allow.Addresses.Where(a => !present.Contains(a)).ToArray();
-                    items.Add(missing.Length == 0
-                        ? new ItemReport(allow.Kind, allow.Name, ItemStatus.Present, [])
-                        : missing.Length == allow.Addresses.Count
-                            ? new ItemReport(allow.Kind, allow.Name, ItemStatus.Missing, [], "none of " + string.Join(", ", allow.Addresses) + " is listed")
-                            : new ItemReport(allow.Kind, allow.Name, ItemStatus.Drifted,
-                                [new Difference("IPAllowList", "includes " + string.Join(", ", missing), string.Join(", ", state.IpAllowList))]));
-                    break;
-                }
+                    {
+                        var present = state.IpAllowList.Select(Planner.CanonicalEntry).ToHashSet(StringComparer.OrdinalIgnoreCase);
+                        var missing = allow.Addresses.Where(a => !present.Contains(a)).ToArray();
+                        items.Add(missing.Length == 0
+                            ? new ItemReport(allow.Kind, allow.Name, ItemStatus.Present, [])
+                            : missing.Length == allow.Addresses.Count
+                                ? new ItemReport(allow.Kind, allow.Name, ItemStatus.Missing, [], "none of " + string.Join(", ", allow.Addresses) + " is listed")
+                                : new ItemReport(allow.Kind, allow.Name, ItemStatus.Drifted,
+                                    [new Difference("IPAllowList", "includes " + string.Join(", ", missing), string.Join(", ", state.IpAllowList))]));
+                        break;
+                    }
                 case SpoofAllowItem spoof:
-                {
-                    var current = state.SpoofItem(spoof.SpoofType, spoof.SpoofedUser, spoof.SendingInfrastructure);
-                    items.Add(current is null
-                        ? new ItemReport(spoof.Kind, spoof.Name, ItemStatus.Missing, [])
-                        : TenantState.Same(current.GetString("Action"), "Allow")
-                            ? new ItemReport(spoof.Kind, spoof.Name, ItemStatus.Present, [])
-                            : new ItemReport(spoof.Kind, spoof.Name, ItemStatus.Drifted, [new Difference("Action", "Allow", current.GetString("Action") ?? "(none)")]));
-                    break;
-                }
+                    {
+                        var current = state.SpoofItem(spoof.SpoofType, spoof.SpoofedUser, spoof.SendingInfrastructure);
+                        items.Add(current is null
+                            ? new ItemReport(spoof.Kind, spoof.Name, ItemStatus.Missing, [])
+                            : TenantState.Same(current.GetString("Action"), "Allow")
+                                ? new ItemReport(spoof.Kind, spoof.Name, ItemStatus.Present, [])
+                                : new ItemReport(spoof.Kind, spoof.Name, ItemStatus.Drifted, [new Difference("Action", "Allow", current.GetString("Action") ?? "(none)")]));
+                        break;
+                    }
                 case RemoteDomainItem remote:
                     items.Add(state.DefaultRemoteDomain is { } domain
                         ? Report(remote.Kind, remote.Name, Planner.Differences(remote.Settings, domain, null).ToList(), false)

@@ -29,8 +29,12 @@ public sealed class OutgoingSignerTests : IDisposable
 
     private static Envelope Envelope(Guid tenant) => new()
     {
-        QueueId = QueueId.New(), ReceivedAt = DateTimeOffset.UtcNow, TenantId = tenant, MailFrom = "alice@contoso.test",
-        Recipients = [new EnvelopeRecipient("someone@fabrikam.test", RecipientRoute.Mx)], Client = "127.0.0.1",
+        QueueId = QueueId.New(),
+        ReceivedAt = DateTimeOffset.UtcNow,
+        TenantId = tenant,
+        MailFrom = "alice@contoso.test",
+        Recipients = [new EnvelopeRecipient("someone@fabrikam.test", RecipientRoute.Mx)],
+        Client = "127.0.0.1",
     };
 
     private static MimeMessage RoundTrip(MimeMessage message)

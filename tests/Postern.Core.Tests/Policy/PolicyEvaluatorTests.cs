@@ -10,7 +10,11 @@ public sealed class PolicyEvaluatorTests
 {
     private static readonly Tenant Contoso = new()
     {
-        Id = Guid.NewGuid(), Name = "contoso", Region = "eu", LoopToken = LoopToken.Generate(), CreatedAt = DateTimeOffset.UtcNow,
+        Id = Guid.NewGuid(),
+        Name = "contoso",
+        Region = "eu",
+        LoopToken = LoopToken.Generate(),
+        CreatedAt = DateTimeOffset.UtcNow,
     };
 
     private static ScanContext Context(RecipientRoute route = RecipientRoute.Tenant, string subject = "Quarterly report", string body = "Numbers attached.",
@@ -28,8 +32,12 @@ public sealed class PolicyEvaluatorTests
         {
             Envelope = new Envelope
             {
-                QueueId = QueueId.New(), ReceivedAt = DateTimeOffset.UtcNow, TenantId = Contoso.Id, MailFrom = "alice@fabrikam.test",
-                Recipients = [new EnvelopeRecipient("bob@contoso.test", route)], Client = "127.0.0.1",
+                QueueId = QueueId.New(),
+                ReceivedAt = DateTimeOffset.UtcNow,
+                TenantId = Contoso.Id,
+                MailFrom = "alice@fabrikam.test",
+                Recipients = [new EnvelopeRecipient("bob@contoso.test", route)],
+                Client = "127.0.0.1",
             },
             Tenant = Contoso,
             Message = message,
@@ -84,7 +92,8 @@ public sealed class PolicyEvaluatorTests
     {
         var allowPartner = new PolicyRule
         {
-            Name = "partner-invoices", Priority = 10,
+            Name = "partner-invoices",
+            Priority = 10,
             When = new RuleConditions { Sender = ["*@fabrikam.test"], AttachmentName = ["*.xlsm"] },
             Then = new RuleAction { Action = VerdictAction.Deliver },
         };
@@ -101,7 +110,8 @@ public sealed class PolicyEvaluatorTests
     {
         var rule = new PolicyRule
         {
-            Name = "wire-fraud", Priority = 5,
+            Name = "wire-fraud",
+            Priority = 5,
             When = new RuleConditions { Direction = "inbound", BodyWords = ["wire"] },
             Then = new RuleAction { Action = VerdictAction.Tag, SubjectTag = "[Check payment]" },
         };
@@ -113,7 +123,8 @@ public sealed class PolicyEvaluatorTests
     {
         var rule = new PolicyRule
         {
-            Name = "big-from-list", Priority = 5,
+            Name = "big-from-list",
+            Priority = 5,
             When = new RuleConditions { SizeAbove = 5000, Header = new HeaderCondition("Subject", "^quarterly") },
             Then = new RuleAction { Action = VerdictAction.Reject, ReplyText = "Too big" },
         };

@@ -15,8 +15,13 @@ public sealed class QuarantineStoreTests : IDisposable
     {
         var envelope = new Envelope
         {
-            QueueId = QueueId.New(), ReceivedAt = DateTimeOffset.UtcNow, TenantId = Guid.NewGuid(), MailFrom = "a@fabrikam.test",
-            Recipients = [new EnvelopeRecipient("bob@contoso.test", RecipientRoute.Tenant)], Client = "127.0.0.1", Subject = "hi",
+            QueueId = QueueId.New(),
+            ReceivedAt = DateTimeOffset.UtcNow,
+            TenantId = Guid.NewGuid(),
+            MailFrom = "a@fabrikam.test",
+            Recipients = [new EnvelopeRecipient("bob@contoso.test", RecipientRoute.Tenant)],
+            Client = "127.0.0.1",
+            Subject = "hi",
         };
         using var content = new MessageContent(Path.Combine(_dir, "incoming"));
         content.WriteAsync(Encoding.ASCII.GetBytes("Subject: hi\r\n\r\nEICAR\r\n"), default).AsTask().Wait();

@@ -198,62 +198,62 @@ public sealed class SpfChecker
                     return Family == AddressFamily.InterNetworkV6 && InNetwork(_client, directive.Network!, directive.Ip6Prefix);
 
                 case SpfMechanismKind.Include:
-                {
-                    var target = await ExpandDomainAsync(directive.DomainSpec!, domain).ConfigureAwait(false);
-                    var included = target is null
-                        ? new Outcome(SpfResult.None, null)
-                        : await CheckHostAsync(target, topLevel: false).ConfigureAwait(false);
-                    return included.Result switch
                     {
-                        SpfResult.Pass => true,
-                        SpfResult.Fail or SpfResult.SoftFail or SpfResult.Neutral => false,
-                        SpfResult.TempError => throw new SpfTempErrorException(included.Problem ?? $"'{directive.Text}': temporary error"),
-                        SpfResult.None => throw new SpfPermErrorException($"'{directive.Text}': '{target}' has no SPF record"),
-                        _ => throw new SpfPermErrorException(included.Problem ?? $"'{directive.Text}': permanent error"),
-                    };
-                }
+                        var target = await ExpandDomainAsync(directive.DomainSpec!, domain).ConfigureAwait(false);
+                        var included = target is null
+                            ? new Outcome(SpfResult.None, null)
+                            : await CheckHostAsync(target, topLevel: false).ConfigureAwait(false);
+                        return included.Result switch
+                        {
+                            SpfResult.Pass => true,
+                            SpfResult.Fail or SpfResult.SoftFail or SpfResult.Neutral => false,
+                            SpfResult.TempError => throw new SpfTempErrorException(included.Problem ?? $"'{directive.Text}': temporary error"),
+                            SpfResult.None => throw new SpfPermErrorException($"'{directive.Text}': '{target}' has no SPF record"),
+                            _ => throw new SpfPermErrorException(included.Problem ?? $"'{directive.Text}': permanent error"),
+                        };
+                    }
 
                 case SpfMechanismKind.A:
-                {
-                    var target = directive.DomainSpec is null ? domain : await ExpandDomainAsync(directive.DomainSpec, domain).ConfigureAwait(false);
-                    var addresses = await AddressesAsync(target, Family).ConfigureAwait(false);
-                    return addresses.Any(a => InNetwork(_client, a, Prefix(directive)));
-                }
+                    {
+                        var target = directive.DomainSpec is null ? domain : await ExpandDomainAsync(directive.DomainSpec, domain).ConfigureAwait(false);
+                        var addresses = await AddressesAsync(target, Family).ConfigureAwait(false);
+                        return addresses.Any(a => InNetwork(_client, a, Prefix(directive)));
+                    }
 
                 case SpfMechanismKind.Mx:
-                {
-                    var target = directive.DomainSpec is null ? domain : await ExpandDomainAsync(directive.DomainSpec, domain).ConfigureAwait(false);
-                    if (target is null)
-                        return false;
-                    var mx = await _checker._dns.QueryMxAsync(target, _cancellationToken).ConfigureAwait(false);
-                    CheckAnswer(mx, "MX", target);
-                    if (mx.Records.Count > MaxMxNames)
-                        throw new SpfPermErrorException($"'{directive.Text}': '{target}' has {mx.Records.Count} MX records (at most {MaxMxNames})");
-                    foreach (var host in mx.Records.OrderBy(r => r.Preference))
                     {
-                        var addresses = await AddressesAsync(host.Exchange, Family).ConfigureAwait(false);
-                        if (addresses.Any(a => InNetwork(_client, a, Prefix(directive))))
-                            return true;
+                        var target = directive.DomainSpec is null ? domain : await ExpandDomainAsync(directive.DomainSpec, domain).ConfigureAwait(false);
+                        if (target is null)
+                            return false;
+                        var mx = await _checker._dns.QueryMxAsync(target, _cancellationToken).ConfigureAwait(false);
+                        CheckAnswer(mx, "MX", target);
+                        if (mx.Records.Count > MaxMxNames)
+                            throw new SpfPermErrorException($"'{directive.Text}': '{target}' has {mx.Records.Count} MX records (at most {MaxMxNames})");
+                        foreach (var host in mx.Records.OrderBy(r => r.Preference))
+                        {
+                            var addresses = await AddressesAsync(host.Exchange, Family).ConfigureAwait(false);
+                            if (addresses.Any(a => InNetwork(_client, a, Prefix(directive))))
+                                return true;
+                        }
+                        return false;
                     }
-                    return false;
-                }
 
                 case SpfMechanismKind.Ptr:
-                {
-                    var target = directive.DomainSpec is null ? domain : await ExpandDomainAsync(directive.DomainSpec, domain).ConfigureAwait(false);
-                    if (target is null)
-                        return false;
-                    var names = await ValidatedNamesAsync().ConfigureAwait(false);
-                    return names.Any(n => IsSameOrSubdomain(n, target));
-                }
+                    {
+                        var target = directive.DomainSpec is null ? domain : await ExpandDomainAsync(directive.DomainSpec, domain).ConfigureAwait(false);
+                        if (target is null)
+                            return false;
+                        var names = await ValidatedNamesAsync().ConfigureAwait(false);
+                        return names.Any(n => IsSameOrSubdomain(n, target));
+                    }
 
                 case SpfMechanismKind.Exists:
-                {
-                    var target = await ExpandDomainAsync(directive.DomainSpec!, domain).ConfigureAwait(false);
-                    // exists always asks for A records, whatever the client's address family (§5.7).
-                    var addresses = await AddressesAsync(target, AddressFamily.InterNetwork).ConfigureAwait(false);
-                    return addresses.Count > 0;
-                }
+                    {
+                        var target = await ExpandDomainAsync(directive.DomainSpec!, domain).ConfigureAwait(false);
+                        // exists always asks for A records, whatever the client's address family (§5.7).
+                        var addresses = await AddressesAsync(target, AddressFamily.InterNetwork).ConfigureAwait(false);
+                        return addresses.Count > 0;
+                    }
 
                 default:
                     throw new SpfPermErrorException($"unknown mechanism '{directive.Text}'");

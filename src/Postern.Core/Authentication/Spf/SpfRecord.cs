@@ -150,32 +150,32 @@ internal sealed partial class SpfRecord
 
             case "a":
             case "mx":
-            {
-                var (remaining, ip4, ip6) = SplitDualCidr(rest, term);
-                if (remaining.Length != 0 && !remaining.StartsWith(':'))
-                    throw new SpfPermErrorException($"'{term}': expected ':domain' or a CIDR length");
-                var domain = remaining.Length == 0 ? null : ParseDomainSpec(remaining[1..], term);
-                return new SpfDirective(term, q, name == "a" ? SpfMechanismKind.A : SpfMechanismKind.Mx, domain, null, ip4 ?? 32, ip6 ?? 128);
-            }
+                {
+                    var (remaining, ip4, ip6) = SplitDualCidr(rest, term);
+                    if (remaining.Length != 0 && !remaining.StartsWith(':'))
+                        throw new SpfPermErrorException($"'{term}': expected ':domain' or a CIDR length");
+                    var domain = remaining.Length == 0 ? null : ParseDomainSpec(remaining[1..], term);
+                    return new SpfDirective(term, q, name == "a" ? SpfMechanismKind.A : SpfMechanismKind.Mx, domain, null, ip4 ?? 32, ip6 ?? 128);
+                }
 
             case "ip4":
             case "ip6":
-            {
-                if (!rest.StartsWith(':'))
-                    throw new SpfPermErrorException($"'{term}': {name} needs ':address'");
-                var value = rest[1..];
-                var v6 = name == "ip6";
-                int? prefix = null;
-                var slash = value.IndexOf('/');
-                if (slash >= 0)
                 {
-                    prefix = ParseCidr(value[(slash + 1)..], v6 ? 128 : 32, term);
-                    value = value[..slash];
+                    if (!rest.StartsWith(':'))
+                        throw new SpfPermErrorException($"'{term}': {name} needs ':address'");
+                    var value = rest[1..];
+                    var v6 = name == "ip6";
+                    int? prefix = null;
+                    var slash = value.IndexOf('/');
+                    if (slash >= 0)
+                    {
+                        prefix = ParseCidr(value[(slash + 1)..], v6 ? 128 : 32, term);
+                        value = value[..slash];
+                    }
+                    var network = v6 ? ParseIp6(value, term) : ParseIp4(value, term);
+                    return new SpfDirective(term, q, v6 ? SpfMechanismKind.Ip6 : SpfMechanismKind.Ip4, null, network,
+                        v6 ? 32 : prefix ?? 32, v6 ? prefix ?? 128 : 128);
                 }
-                var network = v6 ? ParseIp6(value, term) : ParseIp4(value, term);
-                return new SpfDirective(term, q, v6 ? SpfMechanismKind.Ip6 : SpfMechanismKind.Ip4, null, network,
-                    v6 ? 32 : prefix ?? 32, v6 ? prefix ?? 128 : 128);
-            }
 
             default:
                 throw new SpfPermErrorException($"unknown mechanism '{term}'");

@@ -37,7 +37,15 @@ public static class Confusables
 
     private static readonly Dictionary<char, string> Expansions = new()
     {
-        ['ß'] = "ss", ['æ'] = "ae", ['Æ'] = "ae", ['œ'] = "oe", ['Œ'] = "oe", ['þ'] = "th", ['Þ'] = "th", ['ĳ'] = "ij", ['Ĳ'] = "ij",
+        ['ß'] = "ss",
+        ['æ'] = "ae",
+        ['Æ'] = "ae",
+        ['œ'] = "oe",
+        ['Œ'] = "oe",
+        ['þ'] = "th",
+        ['Þ'] = "th",
+        ['ĳ'] = "ij",
+        ['Ĳ'] = "ij",
     };
 
     // Cyrillic, Greek and Armenian letters that render like Latin ones (after lower-casing).
