@@ -19,8 +19,11 @@ public sealed record DeliveryRequest
     /// <summary>Header fields put on top of the message for this delivery only (e.g. the loop token).</summary>
     public IReadOnlyList<KeyValuePair<string, string>> ExtraHeaders { get; init; } = [];
 
-    /// <summary>Runs on the parsed copy after the extra headers are added: ARC seal or DKIM signature.</summary>
-    public Func<MimeKit.MimeMessage, CancellationToken, Task>? Prepare { get; init; }
+    /// <summary>Runs on the outgoing bytes after the extra headers are added: ARC seal or DKIM signature.</summary>
+    public Func<Spool.RawMessage, CancellationToken, Task>? Prepare { get; init; }
+
+    /// <summary>The message came with SMTPUTF8; it is passed on with it where the next hop offers it.</summary>
+    public bool SmtpUtf8 { get; init; }
 
     /// <summary>Short label for logs and trace (queue id).</summary>
     public required string QueueId { get; init; }

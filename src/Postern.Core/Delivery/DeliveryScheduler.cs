@@ -276,6 +276,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
                 MailFrom = envelope.MailFrom,
                 Recipients = addresses,
                 OpenMessage = openMessage,
+                SmtpUtf8 = envelope.SmtpUtf8,
                 ExtraHeaders = group.Tenant ? [new(_options.HeaderPrefix + "Loop", tenant.LoopToken)] : [],
                 Prepare = _signer is null ? null : (message, ct) => _signer.PrepareAsync(message, envelope, group.Tenant, ct),
             };

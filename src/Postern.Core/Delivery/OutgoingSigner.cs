@@ -38,7 +38,7 @@ public sealed class OutgoingSigner
     public void ReloadKeys() =>
         _activeKeys = _keys.List().Where(k => k.Active).ToDictionary(k => k.Domain, StringComparer.Ordinal);
 
-    public async Task PrepareAsync(MimeMessage message, Envelope envelope, bool toMicrosoft365, CancellationToken cancellationToken)
+    public async Task PrepareAsync(RawMessage message, Envelope envelope, bool toMicrosoft365, CancellationToken cancellationToken)
     {
         if (toMicrosoft365)
         {
@@ -51,9 +51,28 @@ public sealed class OutgoingSigner
         }
         if (!_options.Signing.SignOutbound)
             return;
-        var fromDomain = message.From.Mailboxes.FirstOrDefault()?.Domain?.ToLowerInvariant();
+        var fromDomain = FromDomain(message);
         if (fromDomain is null || !_activeKeys.TryGetValue(fromDomain, out var key) || key.TenantId != envelope.TenantId)
             return;
         new DkimMessageSigner(key.Key, key.Domain, key.Selector).Sign(message);
+    }
+
+    /// <summary>The same, on a <see cref="MimeMessage"/> as MimeKit writes it.</summary>
+    public async Task PrepareAsync(MimeMessage message, Envelope envelope, bool toMicrosoft365, CancellationToken cancellationToken)
+    {
+        var raw = MimeMessageBytes.ToRaw(message);
+        var before = raw.Fields.Count;
+        await PrepareAsync(raw, envelope, toMicrosoft365, cancellationToken).ConfigureAwait(false);
+        for (var i = raw.Fields.Count - before - 1; i >= 0; i--)
+            message.Headers.Insert(0, MimeMessageBytes.ToHeader(raw.Fields[i]));
+    }
+
+    /// <summary>The domain of the first From mailbox, lower-case; null when there is none.</summary>
+    private static string? FromDomain(RawMessage message)
+    {
+        var value = message.Values("From").FirstOrDefault();
+        if (value is null || !InternetAddressList.TryParse(value, out var list))
+            return null;
+        return list.Mailboxes.FirstOrDefault()?.Domain?.ToLowerInvariant();
     }
 }

@@ -9,6 +9,7 @@ using MailKit.Security;
 using Microsoft.Extensions.Logging;
 using MimeKit;
 using Postern.Core.Configuration;
+using Postern.Core.Spool;
 using Postern.Core.Tenants;
 
 namespace Postern.Core.Delivery;
@@ -158,20 +159,17 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
 
     private static async Task<(IReadOnlyList<RecipientResult> Results, bool Reusable)> SendAsync(RelaySmtpClient client, DeliveryRequest request, CancellationToken cancellationToken)
     {
-        MimeMessage message;
-        await using (var stream = request.OpenMessage())
-        {
-            // Small messages are in memory: the synchronous parser is much cheaper there.
-            message = stream is MemoryStream
-                ? MimeMessage.Load(stream, persistent: false, cancellationToken)
-                : await MimeMessage.LoadAsync(stream, persistent: false, cancellationToken).ConfigureAwait(false);
-        }
+        // The stored bytes go out as they are, with this delivery's fields on top: nothing is parsed or re-encoded.
+        using var raw = RawMessage.Load(request.OpenMessage());
         // Below Postern's own Received line, so the trace fields stay on top (RFC 5321 §4.4).
-        var at = message.Headers.Count > 0 && message.Headers[0].Id == HeaderId.Received ? 1 : 0;
+        var at = raw.Fields.Count > 0 && string.Equals(raw.NameOf(0), "Received", StringComparison.OrdinalIgnoreCase) ? 1 : 0;
         for (var i = request.ExtraHeaders.Count - 1; i >= 0; i--)
-            message.Headers.Insert(at, new Header(request.ExtraHeaders[i].Key, request.ExtraHeaders[i].Value));
+            raw.Insert(at, RawMessage.Field(request.ExtraHeaders[i].Key, request.ExtraHeaders[i].Value));
         if (request.Prepare is not null)
-            await request.Prepare(message, cancellationToken).ConfigureAwait(false);
+            await request.Prepare(raw, cancellationToken).ConfigureAwait(false);
+        var message = WireMimeMessage.Create(raw);
+        var format = FormatOptions.Default.Clone();
+        format.International = request.SmtpUtf8;
 
         var recipients = new List<MailboxAddress>();
         var results = new List<RecipientResult>();
@@ -186,9 +184,10 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
             return (results, true);
         var sender = request.MailFrom.Length == 0 ? new MailboxAddress("", "") : TryMailbox(request.MailFrom, out var s) ? s : new MailboxAddress("", "");
         client.Rejected.Clear();
+        client.MessageLength = WireMimeMessage.LengthOf(raw);
         try
         {
-            var reply = await client.SendAsync(FormatOptions.Default, message, sender, recipients, cancellationToken).ConfigureAwait(false);
+            var reply = await client.SendAsync(format, message, sender, recipients, cancellationToken).ConfigureAwait(false);
             foreach (var mailbox in recipients)
             {
                 if (client.Rejected.TryGetValue(mailbox.Address, out var rejected))
@@ -331,6 +330,14 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     private sealed class RelaySmtpClient : SmtpClient
     {
         public Dictionary<string, SmtpResponse> Rejected { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+        /// <summary>Length of the message being sent, known without writing it out once more to measure it.</summary>
+        public long MessageLength { get; set; }
+
+        protected override long GetSize(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) => MessageLength;
+
+        protected override Task<long> GetSizeAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
+            Task.FromResult(MessageLength);
 
         protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
             Rejected[mailbox.Address] = response;

@@ -1,5 +1,9 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
 using MimeKit;
 using MimeKit.Cryptography;
+using Postern.Core.Spool;
 
 namespace Postern.Core.Authentication;
 
@@ -13,9 +17,9 @@ public sealed record ArcSealOutcome(bool Sealed, int Instance, string ChainValid
 /// <summary>
 /// Adds Postern's ARC set (RFC 8617 §5.1) to a message it is handing back to Microsoft 365, so that
 /// Microsoft 365 (with Postern listed as a trusted ARC sealer) keeps trusting the authentication results of
-/// the original hop. The ARC-Authentication-Results carry what Postern itself checked. Signing is MimeKit's
-/// <see cref="ArcSigner"/>; the chain status cv= comes from validating the incoming chain first, because
-/// MimeKit takes cv from the arc= result it is given and would otherwise claim "pass".
+/// the original hop. The ARC-Authentication-Results carry what Postern itself checked. The set is signed over
+/// the bytes Postern sends (<see cref="RawMessage"/>), never a re-serialisation, so the body reaches Microsoft
+/// 365 unchanged; cv= comes from validating the incoming chain first.
 /// </summary>
 public sealed class ArcSealer
 {
@@ -36,7 +40,7 @@ public sealed class ArcSealer
     /// <param name="domain">d= of the seal: the deployment's signing domain (e.g. arc.postern.example).</param>
     /// <param name="selector">s= of the seal.</param>
     /// <param name="authservId">The authserv-id Postern stamps its results with (RFC 8601 §2.5).</param>
-    /// <param name="verifier">Validates the incoming chain when the results passed to <see cref="SealAsync"/> carry no arc= result.</param>
+    /// <param name="verifier">Validates the incoming chain when the results passed to <see cref="SealAsync(RawMessage, IEnumerable{AuthenticationMethodResult}, CancellationToken)"/> carry no arc= result.</param>
     public ArcSealer(DkimSigningKey key, string domain, string selector, string authservId, ArcChainVerifier? verifier = null)
     {
         if (!DkimNames.IsValidDomain(domain))
@@ -64,49 +68,87 @@ public sealed class ArcSealer
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>
-    /// Seals <paramref name="message"/> with <paramref name="results"/> as the ARC-Authentication-Results.
-    /// Include the arc= result of validating the incoming chain (as <see cref="AuthenticationChecker"/> does);
-    /// without it the chain is validated here. Nothing is added when the chain already carries a failed
-    /// seal (§5.1.2) or is at its 50-set limit.
+    /// Seals <paramref name="message"/> with <paramref name="results"/> as the ARC-Authentication-Results: adds
+    /// ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results at its top, signed over its bytes as they
+    /// will be sent. Include the arc= result of validating the incoming chain (as <see cref="AuthenticationChecker"/>
+    /// does); without it the chain is validated here. Nothing is added when the newest seal already says cv=fail
+    /// (§5.1.2) or the chain is at its 50-set limit.
     /// </summary>
-    public async Task<ArcSealOutcome> SealAsync(MimeMessage message, IEnumerable<AuthenticationMethodResult> results, CancellationToken cancellationToken = default)
+    public async Task<ArcSealOutcome> SealAsync(RawMessage message, IEnumerable<AuthenticationMethodResult> results, CancellationToken cancellationToken = default)
     {
-        var existing = CountInstances(message);
+        var seals = message.Values("ARC-Seal").Select(v => DkimTagList.TryParse(v)).ToList();
+        var existing = seals.Select(t => int.TryParse(t?.GetValueOrDefault("i"), out var n) ? n : 0).DefaultIfEmpty(0).Max();
         var instance = existing + 1;
         if (existing >= MaxInstances)
             return new ArcSealOutcome(false, instance, "fail", $"the ARC chain already has {MaxInstances} sets");
 
-        var authres = new AuthenticationResults(AuthservId);
+        var authres = new AuthenticationResults(AuthservId) { Instance = instance };
         authres.Results.AddRange(results);
         var arc = authres.Results.FirstOrDefault(r => r.Method.Equals("arc", StringComparison.OrdinalIgnoreCase));
         if (existing > 0 && arc is null)
         {
             var verifier = _verifier ?? throw new InvalidOperationException(
                 "The message carries an ARC chain but the results have no arc= result; validate the chain first or give the sealer an ArcChainVerifier.");
-            var chain = await verifier.VerifyAsync(message, cancellationToken).ConfigureAwait(false);
+            var chain = await verifier.VerifyAsync(MimeMessageBytes.ToMimeMessage(message), cancellationToken).ConfigureAwait(false);
             arc = new AuthenticationMethodResult("arc", chain.Keyword);
             authres.Results.Insert(0, arc);
         }
         var cv = existing == 0 ? "none" : arc!.Result.ToLowerInvariant();
         if (existing > 0 && cv is not ("pass" or "fail"))
             throw new ArgumentException($"arc={arc!.Result} cannot describe a chain of {existing} sets; it must be pass or fail.", nameof(results));
+        var newest = seals.FirstOrDefault(t => t?.GetValueOrDefault("i") == existing.ToString(CultureInfo.InvariantCulture));
+        if (existing > 0 && string.Equals(newest?.GetValueOrDefault("cv"), "fail", StringComparison.OrdinalIgnoreCase))
+            return new ArcSealOutcome(false, instance, cv, "the newest ARC seal already says cv=fail, so no further set may be added (RFC 8617 §5.1.2)");
 
-        var before = message.Headers.Count;
-        var signer = new PosternArcSigner(_key, Domain, Selector, authres, TimeProvider)
-        {
-            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-        };
-        var signed = DkimMessageSigner.HeadersFor(message, Headers, []);
+        var algorithm = SignatureFields.Algorithm(_key);
+        var t = TimeProvider.GetUtcNow().ToUnixTimeSeconds();
+        var aar = Encoding.UTF8.GetBytes(Fold("ARC-Authentication-Results: " + authres) + "\r\n");
+
+        // A message without From is still sealed; listing the absent field also stops one being added later.
+        var signed = SignatureFields.HeaderList(message, Headers, []);
         if (!signed.Contains("from"))
+            signed.Insert(0, "from");
+        byte[] bodyHash;
+        using (var body = message.OpenBody())
+            bodyHash = RelaxedCanonicalization.BodyHash(body);
+        var amsUnsigned = SignatureFields.Unsigned("ARC-Message-Signature",
+            [$"i={instance}", "a=" + algorithm, "c=relaxed/relaxed", "d=" + Domain, "s=" + Selector, $"t={t}", "h=" + string.Join(':', signed), "bh=" + Convert.ToBase64String(bodyHash)]);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        SignatureFields.AppendSignedHeaders(hash, message, signed);
+        hash.AppendData(RelaxedCanonicalization.Header(Encoding.ASCII.GetBytes(amsUnsigned), withLineEnd: false));
+        var ams = SignatureFields.Complete(amsUnsigned, SignatureFields.Sign(_key, hash));
+
+        // The seal covers every set in instance order, this one's ARC-Seal last and without its b= value.
+        var sealUnsigned = SignatureFields.Unsigned("ARC-Seal", [$"i={instance}", "a=" + algorithm, $"t={t}", "cv=" + cv, "d=" + Domain, "s=" + Selector]);
+        for (var i = 1; i < instance; i++)
         {
-            // A message without From is still sealed; listing the absent field also stops one being added later.
-            signed = ["from", .. signed];
+            foreach (var name in (string[])["ARC-Authentication-Results", "ARC-Message-Signature", "ARC-Seal"])
+            {
+                var index = message.IndexesOf(name).Cast<int?>().FirstOrDefault(x => InstanceOf(message.ValueOf(x!.Value)) == i);
+                if (index is { } found)
+                    hash.AppendData(RelaxedCanonicalization.Header(message.Fields[found]));
+            }
         }
-        await signer.SignAsync(message, signed, cancellationToken).ConfigureAwait(false);
-        return message.Headers.Count > before
-            ? new ArcSealOutcome(true, instance, cv)
-            : new ArcSealOutcome(false, instance, cv, "the newest ARC seal already says cv=fail, so no further set may be added (RFC 8617 §5.1.2)");
+        hash.AppendData(RelaxedCanonicalization.Header(aar));
+        hash.AppendData(RelaxedCanonicalization.Header(ams));
+        hash.AppendData(RelaxedCanonicalization.Header(Encoding.ASCII.GetBytes(sealUnsigned), withLineEnd: false));
+        var seal = SignatureFields.Complete(sealUnsigned, SignatureFields.Sign(_key, hash));
+
+        message.Insert(0, aar);
+        message.Insert(0, ams);
+        message.Insert(0, seal);
+        return new ArcSealOutcome(true, instance, cv);
+    }
+
+    /// <summary>Seals a <see cref="MimeMessage"/> as MimeKit writes it (CRLF line ends); the set is added at its top.</summary>
+    public async Task<ArcSealOutcome> SealAsync(MimeMessage message, IEnumerable<AuthenticationMethodResult> results, CancellationToken cancellationToken = default)
+    {
+        var raw = MimeMessageBytes.ToRaw(message);
+        var before = raw.Fields.Count;
+        var outcome = await SealAsync(raw, results, cancellationToken).ConfigureAwait(false);
+        for (var i = raw.Fields.Count - before - 1; i >= 0; i--)
+            message.Headers.Insert(0, MimeMessageBytes.ToHeader(raw.Fields[i]));
+        return outcome;
     }
 
     /// <summary>
@@ -114,58 +156,54 @@ public sealed class ArcSealer
     /// message order: how the ValiMail signing suite builds an AAR ("AR consolidation"), for when an earlier
     /// stage wrote its findings into the message rather than handing them over as data.
     /// </summary>
-    public static IReadOnlyList<AuthenticationMethodResult> CollectResults(MimeMessage message, string authservId)
+    public static IReadOnlyList<AuthenticationMethodResult> CollectResults(MimeMessage message, string authservId) =>
+        Collect(message.Headers.Where(h => h.Id == HeaderId.AuthenticationResults).Select(h => h.RawValue), authservId);
+
+    /// <inheritdoc cref="CollectResults(MimeMessage, string)"/>
+    public static IReadOnlyList<AuthenticationMethodResult> CollectResults(RawMessage message, string authservId) =>
+        Collect(message.Values("Authentication-Results").Select(v => Encoding.UTF8.GetBytes(v)), authservId);
+
+    private static List<AuthenticationMethodResult> Collect(IEnumerable<byte[]> values, string authservId)
     {
         var results = new List<AuthenticationMethodResult>();
-        foreach (var header in message.Headers.Where(h => h.Id == HeaderId.AuthenticationResults))
+        foreach (var value in values)
         {
-            if (AuthenticationResults.TryParse(header.RawValue, out var parsed)
+            if (AuthenticationResults.TryParse(value, out var parsed)
                 && string.Equals(parsed.AuthenticationServiceIdentifier, authservId, StringComparison.OrdinalIgnoreCase))
                 results.AddRange(parsed.Results);
         }
         return results;
     }
 
-    private static int CountInstances(MimeMessage message)
+    private static int InstanceOf(string value)
     {
-        var max = 0;
-        foreach (var header in message.Headers.Where(h => h.Id == HeaderId.ArcSeal))
+        var i = value.TrimStart();
+        if (!i.StartsWith("i=", StringComparison.Ordinal))
+            return DkimTagList.TryParse(value)?.GetValueOrDefault("i") is { } tag && int.TryParse(tag, out var n) ? n : 0;
+        var end = i.IndexOf(';');
+        return int.TryParse(i[2..(end < 0 ? i.Length : end)].Trim(), out var m) ? m : 0;
+    }
+
+    /// <summary>Folds a long field at spaces into lines of at most 76 characters where it can.</summary>
+    private static string Fold(string field)
+    {
+        var output = new StringBuilder();
+        var column = 0;
+        foreach (var word in field.Split(' ', StringSplitOptions.RemoveEmptyEntries))
         {
-            if (DkimTagList.TryParse(header.Value)?.GetValueOrDefault("i") is { } i && int.TryParse(i, out var n) && n > max)
-                max = n;
+            if (column > 0 && column + 1 + word.Length > 76)
+            {
+                output.Append("\r\n\t");
+                column = 1;
+            }
+            else if (column > 0)
+            {
+                output.Append(' ');
+                column++;
+            }
+            output.Append(word);
+            column += word.Length;
         }
-        return max;
+        return output.ToString();
     }
-}
-
-/// <summary>
-/// MimeKit's <see cref="ArcSigner"/> for one message: it seals the ARC-Authentication-Results it is given
-/// (MimeKit stamps i=) and takes t= from a <see cref="TimeProvider"/>. Made per message, so concurrent seals
-/// never share state.
-/// </summary>
-public sealed class PosternArcSigner : ArcSigner
-{
-    private readonly AuthenticationResults _results;
-    private readonly TimeProvider _time;
-    private readonly DkimSigningKey _key;
-
-    public PosternArcSigner(DkimSigningKey key, string domain, string selector, AuthenticationResults results, TimeProvider? timeProvider = null)
-        : base(key.PrivateKey, domain, selector, key.Algorithm)
-    {
-        _key = key;
-        _results = results;
-        _time = timeProvider ?? TimeProvider.System;
-    }
-
-    /// <summary>RSA through .NET's native implementation (see <see cref="NativeRsaSigner"/>).</summary>
-    protected override Org.BouncyCastle.Crypto.ISigner CreateSigningContext() =>
-        SignatureAlgorithm == DkimSignatureAlgorithm.RsaSha256 && _key.NativeRsa is { } rsa ? new NativeRsaSigner(rsa) : base.CreateSigningContext();
-
-    protected override AuthenticationResults GenerateArcAuthenticationResults(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
-        _results;
-
-    protected override Task<AuthenticationResults> GenerateArcAuthenticationResultsAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
-        Task.FromResult(_results);
-
-    protected override long GetTimestamp() => _time.GetUtcNow().ToUnixTimeSeconds();
 }

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
 
@@ -79,6 +80,14 @@ public static class FileTypeDetector
     [
         "atob(", "new blob(", "createobjecturl(", "mssaveoropenblob", "document.write(unescape(", "window.location.replace(", "eval(atob(", "fromcharcode(",
     ];
+
+    /// <summary>Every script marker at once: one pass over the text tells whether any is there (usually none is).</summary>
+    private static readonly SearchValues<string> AnyScriptMarker =
+        SearchValues.Create(ScriptMarkers.Select(m => m.Marker).ToArray(), StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>What makes text an image or a page worth a closer look, in one pass.</summary>
+    private static readonly SearchValues<string> AnyMarkupMarker =
+        SearchValues.Create(["<svg", "<html", "<!doctype html"], StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
     /// The true type of content that starts with <paramref name="head"/> (at least the first
@@ -274,10 +283,14 @@ public static class FileTypeDetector
     private static FileType DetectText(ReadOnlySpan<byte> head, string? extension)
     {
         var text = DecodeForSniffing(head);
-        foreach (var (marker, id, description) in ScriptMarkers)
+        if (text.AsSpan().ContainsAny(AnyScriptMarker))
         {
-            if (text.Contains(marker, StringComparison.OrdinalIgnoreCase))
-                return new FileType(id, description, FileCategory.Script, ExtensionsOf(id));
+            // The list order says which marker names the script when several are there.
+            foreach (var (marker, id, description) in ScriptMarkers)
+            {
+                if (text.Contains(marker, StringComparison.OrdinalIgnoreCase))
+                    return new FileType(id, description, FileCategory.Script, ExtensionsOf(id));
+            }
         }
         var trimmed = text.AsSpan().TrimStart();
         if (trimmed.StartsWith("#!") && trimmed.Length > 3 && trimmed[2] is '/' or ' ')
@@ -286,9 +299,10 @@ public static class FileTypeDetector
         if (extension is not null && ScriptExtensions.TryGetValue(extension, out var script))
             return new FileType(script.Id, script.Description, FileCategory.Script, ExtensionsOf(script.Id));
 
-        var isSvg = extension is "svg" || text.Contains("<svg", StringComparison.OrdinalIgnoreCase);
+        var markup = text.AsSpan().ContainsAny(AnyMarkupMarker);
+        var isSvg = extension is "svg" || (markup && text.Contains("<svg", StringComparison.OrdinalIgnoreCase));
         var isHtml = !isSvg && (extension is "htm" or "html" or "shtml" or "xhtml" or "mht" or "mhtml" ||
-            text.Contains("<html", StringComparison.OrdinalIgnoreCase) || text.Contains("<!doctype html", StringComparison.OrdinalIgnoreCase));
+            (markup && (text.Contains("<html", StringComparison.OrdinalIgnoreCase) || text.Contains("<!doctype html", StringComparison.OrdinalIgnoreCase))));
         if (isSvg || isHtml)
         {
             var hasScript = text.Contains("<script", StringComparison.OrdinalIgnoreCase) ||

@@ -1,0 +1,197 @@
+using System.Text;
+
+namespace Postern.Core.Spool;
+
+/// <summary>
+/// A message as bytes: its header fields, each kept exactly as stored (folding, odd spacing and
+/// malformed lines included), and its body left where it is, in memory or in the spool file. Delivery
+/// adds fields on top (signatures, the loop token) and sends these bytes as they are, so what Postern
+/// signs is what it sends and a body is never rewritten on the way through.
+/// </summary>
+public sealed class RawMessage : IDisposable
+{
+    /// <summary>How much of a stored message may be header section; the relay refuses larger ones at receive time.</summary>
+    public const int MaxHeaderSection = 2 * 1024 * 1024;
+
+    private readonly List<byte[]> _fields;
+    private readonly Stream _source;
+    private readonly long _bodyStart;
+    private bool? _eightBit;
+
+    private readonly int _separator;
+
+    private RawMessage(List<byte[]> fields, int separator, Stream source, long bodyStart)
+    {
+        _fields = fields;
+        _separator = separator;
+        _source = source;
+        _bodyStart = bodyStart;
+        BodyLength = source.Length - bodyStart;
+    }
+
+    /// <summary>The header fields in order, each through the line end of its last line.</summary>
+    public IReadOnlyList<byte[]> Fields => _fields;
+
+    /// <summary>Whether an empty line separates header and body (false only for a message that is all header).</summary>
+    public bool HasSeparator => _separator > 0;
+
+    public long BodyLength { get; }
+
+    /// <summary>Bytes on the wire: the fields, the empty line, the body.</summary>
+    public long Length => _fields.Sum(f => (long)f.Length) + _separator + BodyLength;
+
+    /// <summary>Reads the header section of a seekable <paramref name="stream"/>; the body stays in it (the message owns the stream).</summary>
+    public static RawMessage Load(Stream stream)
+    {
+        if (!stream.CanSeek)
+            throw new ArgumentException("The message stream must be seekable.", nameof(stream));
+        var start = stream.Position;
+        var length = (int)Math.Min(stream.Length - start, MaxHeaderSection);
+        ArraySegment<byte> prefix;
+        if (stream is MemoryStream memory && memory.TryGetBuffer(out var buffer))
+        {
+            prefix = buffer.Slice((int)start, length);
+        }
+        else
+        {
+            prefix = new byte[length];
+            stream.ReadExactly(prefix);
+        }
+        var (fields, headerEnd, separator) = SplitFields(prefix, complete: start + length == stream.Length);
+        return new RawMessage(fields, separator, stream, start + headerEnd + separator);
+    }
+
+    /// <summary>A message from bytes in memory.</summary>
+    public static RawMessage Parse(byte[] message) => Load(new MemoryStream(message, writable: false));
+
+    /// <summary>The name of field <paramref name="index"/>, or null for a line that is not a header field (no colon).</summary>
+    public string? NameOf(int index) => NameOf(_fields[index]);
+
+    /// <summary>Indexes of the fields named <paramref name="name"/> (case-insensitive), top to bottom.</summary>
+    public IEnumerable<int> IndexesOf(string name)
+    {
+        for (var i = 0; i < _fields.Count; i++)
+            if (string.Equals(NameOf(_fields[i]), name, StringComparison.OrdinalIgnoreCase))
+                yield return i;
+    }
+
+    /// <summary>The value of field <paramref name="index"/> after the colon, unfolded (line ends removed), decoded as UTF-8.</summary>
+    public string ValueOf(int index)
+    {
+        var field = _fields[index];
+        var colon = Array.IndexOf(field, (byte)':');
+        return colon < 0 ? "" : Encoding.UTF8.GetString(field, colon + 1, field.Length - colon - 1).Replace("\r", "").Replace("\n", "");
+    }
+
+    /// <summary>Values of every field named <paramref name="name"/>, top to bottom.</summary>
+    public IEnumerable<string> Values(string name) => IndexesOf(name).Select(ValueOf);
+
+    public bool Contains(string name) => IndexesOf(name).Any();
+
+    /// <summary>Adds a field (which must end with CRLF) at <paramref name="index"/>.</summary>
+    public void Insert(int index, byte[] field)
+    {
+        if (field.Length < 2 || field[^2] != '\r' || field[^1] != '\n')
+            throw new ArgumentException("A header field must end with CRLF.", nameof(field));
+        _fields.Insert(index, field);
+    }
+
+    /// <summary>A "Name: value" field with CRLF; the value must already be folded and 7-bit or UTF-8 as the caller wants it sent.</summary>
+    public static byte[] Field(string name, string value) => Encoding.UTF8.GetBytes($"{name}: {value}\r\n");
+
+    /// <summary>A fresh read-only stream over the body (the bytes after the empty line).</summary>
+    public Stream OpenBody()
+    {
+        if (_source is MemoryStream memory && memory.TryGetBuffer(out var buffer))
+            return new MemoryStream(buffer.Array!, buffer.Offset + (int)_bodyStart, (int)BodyLength, writable: false);
+        return new MimeKit.IO.BoundStream(_source, _bodyStart, _source.Length, leaveOpen: true);
+    }
+
+    /// <summary>Whether any byte of the message is outside 7-bit ASCII (for BODY=8BITMIME); read once.</summary>
+    public bool HasEightBitData => _eightBit ??= ComputeEightBit();
+
+    /// <summary>Writes the whole message.</summary>
+    public void WriteTo(Stream output)
+    {
+        foreach (var field in _fields)
+            output.Write(field);
+        output.Write(_separator == 2 ? "\r\n"u8 : _separator == 1 ? "\n"u8 : []);
+        using var body = OpenBody();
+        body.CopyTo(output);
+    }
+
+    public byte[] ToArray()
+    {
+        using var output = new MemoryStream((int)Math.Min(Length, int.MaxValue));
+        WriteTo(output);
+        return output.ToArray();
+    }
+
+    public void Dispose() => _source.Dispose();
+
+    private bool ComputeEightBit()
+    {
+        if (_fields.Any(f => f.AsSpan().IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0))
+            return true;
+        using var body = OpenBody();
+        var buffer = new byte[64 * 1024];
+        int read;
+        while ((read = body.Read(buffer)) > 0)
+            if (buffer.AsSpan(0, read).IndexOfAnyInRange((byte)0x80, (byte)0xFF) >= 0)
+                return true;
+        return false;
+    }
+
+    private static string? NameOf(byte[] field)
+    {
+        var colon = Array.IndexOf(field, (byte)':');
+        if (colon <= 0)
+            return null;
+        var name = field.AsSpan(0, colon).TrimEnd(" \t"u8);
+        return name.Length == 0 || name.IndexOfAny(" \t\r\n"u8) >= 0 ? null : Encoding.ASCII.GetString(name);
+    }
+
+    /// <summary>
+    /// Splits a header section into fields: a field is a line and the lines after it that start with
+    /// space or tab. Every byte lands in a field, so nothing is lost. Returns where the section ends and
+    /// the length of the empty line that ends it (0 when there is none).
+    /// </summary>
+    private static (List<byte[]> Fields, int End, int Separator) SplitFields(ReadOnlySpan<byte> data, bool complete)
+    {
+        var fields = new List<byte[]>();
+        var position = 0;
+        var fieldStart = 0;
+        while (position < data.Length)
+        {
+            var rest = data[position..];
+            var separator = rest.StartsWith("\r\n"u8) ? 2 : rest[0] == '\n' ? 1 : 0;
+            if (separator > 0)
+            {
+                Close(fields, data, fieldStart, position);
+                return (fields, position, separator);
+            }
+            if (position > fieldStart && rest[0] is not ((byte)' ' or (byte)'\t'))
+            {
+                Close(fields, data, fieldStart, position);
+                fieldStart = position;
+            }
+            var lf = rest.IndexOf((byte)'\n');
+            if (lf < 0)
+            {
+                // A last line without a line end: all header when the message ends here, else where the body begins.
+                if (complete)
+                    position = data.Length;
+                break;
+            }
+            position += lf + 1;
+        }
+        Close(fields, data, fieldStart, position);
+        return (fields, position, 0);
+    }
+
+    private static void Close(List<byte[]> fields, ReadOnlySpan<byte> data, int start, int end)
+    {
+        if (end > start)
+            fields.Add(data[start..end].ToArray());
+    }
+}
