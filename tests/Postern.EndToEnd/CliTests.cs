@@ -26,7 +26,103 @@ public sealed class CliTests(ITestOutputHelper output) : EndToEndTest(output)
         var result = await Postern.RunCliAsync("domain", "add", "contoso", "contoso.test",
             "--mta", "mx1.contoso.test", "--mta", "mx2.contoso.test", "--mta", "mx3.contoso.test", "--mta", "mx4.contoso.test");
         Assert.True(result.ExitCode != 0, result.ToString());
-        Assert.Single(result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        var line = Assert.Single(result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("mx4.contoso.test", line);
+        Assert.DoesNotContain("contoso.test", (await Postern.RunCliAsync("domain", "list", "contoso")).EnsureSuccess().StdOut);
+    }
+
+    [Theory]
+    [InlineData("tenant list")]
+    [InlineData("trace list")]
+    [InlineData("serve")]
+    public async Task A_data_dir_that_is_a_regular_file_fails_with_one_line_naming_it(string command)
+    {
+        var file = Directory.PathOf("not-a-directory");
+        await File.WriteAllTextAsync(file, "a regular file\n");
+        string[] args = [.. command.Split(' '), "--data-dir", file];
+        if (command == "serve")
+            args = [.. args, "--smtp", $"127.0.0.1:{FreePort.Next()}"];
+
+        var result = await Postern.RunCliVerbatimAsync(Directory.Path, args);
+        AssertOneErrorLineNaming(file, result);
+        Assert.Equal("a regular file\n", await File.ReadAllTextAsync(file));
+    }
+
+    [Fact]
+    public async Task A_data_dir_holding_a_corrupt_database_fails_with_one_line_naming_the_database()
+    {
+        var dataDir = Directory.Sub("corrupt");
+        var database = Path.Combine(dataDir, "postern.db");
+        await File.WriteAllBytesAsync(database, Enumerable.Range(0, 8192).Select(i => (byte)(i * 7)).ToArray());
+
+        var result = await Postern.RunCliVerbatimAsync(Directory.Path, "tenant", "list", "--data-dir", dataDir);
+        AssertOneErrorLineNaming(database, result);
+    }
+
+    [Fact]
+    public async Task Names_a_tenant_by_its_id_in_tenant_show_and_trace_list()
+    {
+        var relay = await StartRelayAsync();
+        var toContoso = await relay.SendPlainAsync("alice@contoso.test", "for contoso", relay.Contoso.KeyHeader);
+        var toFabrikam = await relay.SendPlainAsync("bob@fabrikam.test", "for fabrikam", relay.Fabrikam.KeyHeader);
+        Assert.True(toContoso.QueueId is not null && toFabrikam.QueueId is not null, $"{toContoso}\n{toFabrikam}");
+        await TraceQuery.WaitForAsync(Postern, toContoso.QueueId!, diagnostics: Diagnostics);
+        await TraceQuery.WaitForAsync(Postern, toFabrikam.QueueId!, diagnostics: Diagnostics);
+
+        var show = (await Postern.RunCliAsync("tenant", "show", relay.Contoso.TenantId)).EnsureSuccess().StdOut;
+        Assert.Contains("Name: contoso", show);
+        Assert.Contains($"Tenant id: {relay.Contoso.TenantId}", show);
+        Assert.Contains("contoso.test", show);
+        Assert.DoesNotContain("fabrikam", show);
+
+        foreach (var name in new[] { relay.Contoso.TenantId, relay.Contoso.TenantId.ToUpperInvariant(), "contoso" })
+        {
+            var trace = (await Postern.RunCliAsync("trace", "list", "--tenant", name)).EnsureSuccess().StdOut;
+            Assert.Contains(toContoso.QueueId!, trace);
+            Assert.DoesNotContain(toFabrikam.QueueId!, trace);
+        }
+        var unknown = await Postern.RunCliAsync("trace", "list", "--tenant", "00000000-0000-0000-0000-000000000001");
+        AssertOneErrorLineNaming("00000000-0000-0000-0000-000000000001", unknown);
+    }
+
+    [Fact]
+    public async Task Queue_retry_all_delivers_every_deferred_message_now()
+    {
+        var tenantMta = Own(SmtpSink.CreateStopped(Directory, "tenant"));
+        var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            RetryDelays = [TimeSpan.FromHours(1)], // only `queue retry` can bring them out within the test
+        };
+        await Postern.StartServeAsync(config);
+        var ids = new List<string>();
+        foreach (var subject in new[] { "first deferred", "second deferred" })
+        {
+            var sent = await Swaks.SendAsync(config.First.Port, "sender@external.test", "alice@contoso.test", subject, "--add-header", contoso.KeyHeader);
+            Assert.True(sent.QueueId is not null, sent.ToString());
+            ids.Add(sent.QueueId!);
+        }
+        await Poll.UntilAsync(async () => (await TraceQuery.ListAsync(Postern)).Count(e => ids.Contains(e.QueueId) && e.State == "deferred") == ids.Count,
+            TimeSpan.FromSeconds(30), "both messages deferred", Diagnostics);
+
+        await tenantMta.StartAsync();
+        (await Postern.RunCliAsync("queue", "retry", "--all")).EnsureSuccess();
+        var delivered = await tenantMta.WaitForMessagesAsync(ids.Count, TimeSpan.FromSeconds(20), Diagnostics);
+        Assert.Equal(ids.Order(), delivered.Select(m => m.Mail.FirstReceivedId()).Order());
+        await Poll.UntilAsync(async () => (await Postern.RunCliAsync("queue", "list")).EnsureSuccess().StdOut.Contains("The queue is empty."),
+            TimeSpan.FromSeconds(20), "the queue to empty", Diagnostics);
+    }
+
+    private static void AssertOneErrorLineNaming(string value, CommandResult result)
+    {
+        Assert.True(result.ExitCode != 0, result.ToString());
+        var lines = result.StdErr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.True(lines.Length == 1, "expected exactly one line on stderr: " + result);
+        Assert.StartsWith("error: ", lines[0]);
+        Assert.Contains(value, lines[0]);
+        Assert.DoesNotContain("   at ", result.StdOut + result.StdErr); // no stack trace anywhere
     }
 
     [Fact]

@@ -6,10 +6,20 @@ using Xunit.Abstractions;
 
 namespace Postern.EndToEnd;
 
-/// <summary>Garbage on the wire gets a well-formed reply or a clean close, and the server keeps serving.</summary>
+/// <summary>
+/// Garbage on the wire gets the reply its line calls for, every line one, and the session then ends only by QUIT
+/// (or by the server's own 421); the server keeps serving.
+/// </summary>
 public sealed class MalformedInputTests(ITestOutputHelper output) : EndToEndTest(output)
 {
     private const int Cases = 1000;
+
+    // What Postern.Smtp sends (src/Postern.Smtp/Internal/SmtpReplies.cs), spelled out here so a change to either shows.
+    private const string LineTooLong = "500 5.5.2 Line too long";
+    private const string BareLineEnding = "500 5.5.2 Bare CR or LF in command line; lines must end with CRLF";
+
+    /// <summary>RFC 5321 §4.5.3.1.4: 512 octets including CRLF, so the LF must be among the first 512 bytes of a line.</summary>
+    private const int MaxCommandLine = 512;
     private const int Workers = 4;
     private static readonly TimeSpan PerConnection = TimeSpan.FromSeconds(20);
 
@@ -21,6 +31,9 @@ public sealed class MalformedInputTests(ITestOutputHelper output) : EndToEndTest
         Output.WriteLine($"seed {seed} (set POSTERN_FUZZ_SEED to replay another)");
         var random = new Random(seed);
         var inputs = Enumerable.Range(0, Cases).Select(i => Generate(random, i)).ToList();
+        // The run must exercise the replies it checks exactly, whatever the seed.
+        Assert.Contains(inputs, i => ExpectedReplies(i.Payload).Contains(LineTooLong));
+        Assert.Contains(inputs, i => ExpectedReplies(i.Payload).Contains(BareLineEnding));
 
         var results = new (string Kind, string Outcome, string? Problem)[Cases];
         var next = -1;
@@ -42,6 +55,21 @@ public sealed class MalformedInputTests(ITestOutputHelper output) : EndToEndTest
         Assert.True(normal.QueueId is not null, normal.ToString());
         var message = Assert.Single(await relay.Sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
         Assert.Equal(normal.QueueId, message.Mail.FirstReceivedId());
+    }
+
+    [Fact]
+    public async Task Closes_with_421_after_twenty_bad_commands_and_keeps_serving_others()
+    {
+        var relay = await StartRelayAsync();
+        var (received, timedOut) = await ExchangeAsync(relay.PlainPort, Encoding.ASCII.GetBytes(string.Concat(Enumerable.Repeat("XYZZY\r\n", 25))));
+        Assert.False(timedOut, $"the server neither answered nor closed: {Show(received)}");
+        var problem = ParseReplies(received, out var replies);
+        Assert.True(problem is null, problem);
+        // SmtpLimits.MaxErrors (20): the twentieth mistake is answered, then the 421, then the close; no 221 to our QUIT.
+        Assert.Equal([.. Enumerable.Repeat("500 5.5.2 Command unrecognized", 20), "421 4.7.0 Too many errors, closing connection"], replies);
+
+        var normal = await relay.SendPlainAsync("alice@contoso.test", "after the 421", relay.Contoso.KeyHeader);
+        Assert.True(normal.QueueId is not null, normal.ToString());
     }
 
     private sealed record FuzzInput(string Kind, byte[] Payload);
@@ -112,43 +140,50 @@ public sealed class MalformedInputTests(ITestOutputHelper output) : EndToEndTest
     }
 
     /// <summary>
-    /// Greeting, the input, then QUIT; reads until the server closes. Every byte received must form
-    /// complete reply lines "NNN text" / "NNN-text" (NNN 2xx–5xx, printable ASCII), and the connection
-    /// must end (close or reset) in time.
+    /// Greeting, the input, then QUIT; reads until the server closes. Every byte received must form complete
+    /// reply lines "NNN text" / "NNN-text" (NNN 2xx–5xx, printable ASCII), each input line must get its reply,
+    /// and the connection must end in time.
     /// </summary>
     private static async Task<(string Kind, string Outcome, string? Problem)> RunCaseAsync(int port, FuzzInput input)
+    {
+        var (received, timedOut) = await ExchangeAsync(port, input.Payload);
+        if (timedOut)
+            return (input.Kind, "timeout", $"neither a complete answer nor a close within {PerConnection.TotalSeconds:0} s; got: {Show(received)}");
+        string? outcome = null;
+        var problem = ParseReplies(received, out var replies) ?? CheckAnswers(ExpectedReplies(input.Payload), replies, out outcome);
+        return (input.Kind, problem is null ? outcome! : "wrong", problem);
+    }
+
+    /// <summary>Connects, sends <paramref name="payload"/> and QUIT, and returns everything received until the server closed.</summary>
+    private static async Task<(byte[] Received, bool TimedOut)> ExchangeAsync(int port, byte[] payload)
     {
         using var socket = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         using var cts = new CancellationTokenSource(PerConnection);
         var received = new MemoryStream();
-        var reset = false;
         try
         {
             await socket.ConnectAsync(new IPEndPoint(IPAddress.Loopback, port), cts.Token);
             var reader = ReadAllAsync(socket, received, cts.Token);
             try
             {
-                await socket.SendAsync(input.Payload, SocketFlags.None, cts.Token);
+                await socket.SendAsync(payload, SocketFlags.None, cts.Token);
                 await socket.SendAsync("QUIT\r\n"u8.ToArray(), SocketFlags.None, cts.Token);
             }
             catch (SocketException)
             {
-                // The server closed while we were still writing (e.g. after refusing an oversize line).
+                // The server closed while we were still writing; whether it was entitled to is checked by the caller.
             }
-            reset = await reader;
+            await reader;
+            return (received.ToArray(), false);
         }
         catch (OperationCanceledException)
         {
-            return (input.Kind, "timeout", $"neither a complete answer nor a close within {PerConnection.TotalSeconds:0} s; got: {Show(received.ToArray())}");
+            return (received.ToArray(), true);
         }
-
-        var problem = CheckReplies(received.ToArray(), out var replyCount);
-        var outcome = (replyCount > 1 ? "replied" : "greeting only") + (reset ? ", reset" : ", closed");
-        return (input.Kind, outcome, problem);
     }
 
-    /// <summary>Reads until EOF; true when the connection was reset rather than closed.</summary>
-    private static async Task<bool> ReadAllAsync(Socket socket, MemoryStream into, CancellationToken token)
+    /// <summary>Reads until EOF or reset.</summary>
+    private static async Task ReadAllAsync(Socket socket, MemoryStream into, CancellationToken token)
     {
         var buffer = new byte[16384];
         try
@@ -157,25 +192,84 @@ public sealed class MalformedInputTests(ITestOutputHelper output) : EndToEndTest
             {
                 var n = await socket.ReceiveAsync(buffer, SocketFlags.None, token);
                 if (n == 0)
-                    return false;
+                    return;
                 into.Write(buffer, 0, n);
             }
         }
         catch (SocketException)
         {
-            return true;
+            // A reset ends the conversation like a close; what arrived before it is judged the same way.
         }
     }
 
-    private static string? CheckReplies(byte[] data, out int replies)
+    /// <summary>
+    /// One entry per line of <paramref name="payload"/> as the server splits it (at each LF): the exact reply that
+    /// line must get when the line alone decides it (too long, or not ended by a lone CRLF), else null.
+    /// </summary>
+    private static List<string?> ExpectedReplies(byte[] payload)
     {
-        replies = 0;
+        var expected = new List<string?>();
+        for (var start = 0; start < payload.Length;)
+        {
+            var lf = Array.IndexOf(payload, (byte)'\n', start);
+            if (lf < 0)
+                throw new InvalidOperationException("every fuzz input ends with a line feed");
+            var raw = payload.AsSpan(start, lf - start);
+            if (raw.Length >= MaxCommandLine)
+                expected.Add(LineTooLong);
+            else if (raw.IsEmpty || raw[^1] != (byte)'\r' || raw[..^1].Contains((byte)'\r'))
+                expected.Add(BareLineEnding);
+            else
+                expected.Add(null);
+            start = lf + 1;
+        }
+        return expected;
+    }
+
+    /// <summary>
+    /// Replies after the greeting must answer the input lines one by one, then QUIT with 221 as the last reply.
+    /// The only earlier ends allowed: a 421 (the server giving up on the client, e.g. after too many errors) as
+    /// the very last reply, or "220 2.0.0" to a STARTTLS line, after which our clear-text QUIT cannot be a TLS handshake.
+    /// </summary>
+    private static string? CheckAnswers(List<string?> expected, List<string> replies, out string? outcome)
+    {
+        outcome = null;
+        var r = 0;
+        for (var line = 0; line < expected.Count; line++, r++)
+        {
+            if (r >= replies.Count)
+                return $"no reply to input line {line + 1} of {expected.Count}; replies: [{string.Join(" | ", replies)}]";
+            if (replies[r].StartsWith("421 ", StringComparison.Ordinal))
+                return EndsHere(r, "421 before the input was answered", out outcome);
+            if (expected[line] is { } must && replies[r] != must)
+                return $"input line {line + 1}: expected '{must}', got '{replies[r]}'";
+            if (r + 1 < replies.Count && replies[r + 1].StartsWith("421 ", StringComparison.Ordinal))
+                return EndsHere(r + 1, "421", out outcome);
+            if (replies[r].StartsWith("220 2.0.0", StringComparison.Ordinal))
+                return EndsHere(r, "starttls", out outcome);
+        }
+        if (r >= replies.Count || !replies[r].StartsWith("221 ", StringComparison.Ordinal))
+            return $"QUIT was not answered with 221 after {expected.Count} answered line(s); replies: [{string.Join(" | ", replies)}]";
+        return EndsHere(r, "answered, 221", out outcome);
+
+        string? EndsHere(int index, string how, out string? result)
+        {
+            result = how;
+            return index == replies.Count - 1 ? null : $"replies after the session ended ({how}): [{string.Join(" | ", replies.Skip(index))}]";
+        }
+    }
+
+    /// <summary>Splits the bytes into replies (the final line of each, "NNN text"), after checking the 220 greeting and every line's form.</summary>
+    private static string? ParseReplies(byte[] data, out List<string> replies)
+    {
+        replies = [];
         var text = Encoding.Latin1.GetString(data);
         if (!text.StartsWith("220", StringComparison.Ordinal))
             return $"no 220 greeting: {Show(data)}";
-        if (text.Length > 0 && !text.EndsWith("\r\n", StringComparison.Ordinal))
+        if (!text.EndsWith("\r\n", StringComparison.Ordinal))
             return $"reply cut off mid-line: {Show(data)}";
         string? continuing = null;
+        var greeting = true;
         foreach (var line in text[..^2].Split("\r\n"))
         {
             if (line.Length < 3 || line[0] is < '2' or > '5' || !char.IsAsciiDigit(line[1]) || !char.IsAsciiDigit(line[2]) ||
@@ -187,7 +281,11 @@ public sealed class MalformedInputTests(ITestOutputHelper output) : EndToEndTest
                 return $"multi-line reply changed code: '{line}' after {continuing}-";
             continuing = line.Length > 3 && line[3] == '-' ? line[..3] : null;
             if (continuing is null)
-                replies++;
+            {
+                if (!greeting)
+                    replies.Add(line);
+                greeting = false;
+            }
         }
         return continuing is null ? null : "multi-line reply never finished";
     }

@@ -83,8 +83,7 @@ public sealed class TenantStore(PosternDatabase database)
     public ProtectedDomain AddDomain(Tenant tenant, string domain, IReadOnlyList<MtaAddress> mtas)
     {
         var normal = DomainName.Parse(domain);
-        if (mtas.Count > 3)
-            throw new PosternException($"domain '{normal}' has {mtas.Count} MTAs; at most 3 are allowed");
+        CheckMtaCount(normal, mtas);
         using var connection = database.Open();
         using var tx = connection.BeginTransaction();
         using (var find = connection.CreateCommand())
@@ -102,12 +101,18 @@ public sealed class TenantStore(PosternDatabase database)
         return new ProtectedDomain(normal, tenant.Id, mtas);
     }
 
+    /// <summary>Names the first MTA past the third, the value the user has to drop.</summary>
+    private static void CheckMtaCount(string domain, IReadOnlyList<MtaAddress> mtas)
+    {
+        if (mtas.Count > 3)
+            throw new PosternException($"domain '{domain}': MTA '{mtas[3]}' is one too many; at most 3 are allowed (the first is used, the others are fallbacks)");
+    }
+
     /// <summary>Replaces the MTAs of a domain the tenant already has.</summary>
     public ProtectedDomain SetDomainMtas(Tenant tenant, string domain, IReadOnlyList<MtaAddress> mtas)
     {
         var normal = DomainName.Parse(domain);
-        if (mtas.Count > 3)
-            throw new PosternException($"domain '{normal}' has {mtas.Count} MTAs; at most 3 are allowed");
+        CheckMtaCount(normal, mtas);
         using var connection = database.Open();
         using var tx = connection.BeginTransaction();
         var rows = Execute(connection, tx, "UPDATE domains SET mtas = $m WHERE domain = $d AND tenant_id = $t",

@@ -29,6 +29,8 @@ public static class ServeCommand
             var problems = options.Validate().ToArray();
             if (problems.Length > 0)
                 throw new PosternException(problems[0]);
+            // Fails with one line naming the data directory before anything starts listening.
+            CliContext.OpenDatabase(options.DataDir);
 
             using var loggerFactory = LoggerFactory.Create(logging => logging
                 .SetMinimumLevel(options.LogLevel)

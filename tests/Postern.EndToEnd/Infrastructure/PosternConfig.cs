@@ -33,6 +33,9 @@ public sealed class PosternConfig
     /// <summary>Keeps a dead next hop from stalling a test for the default 30 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Postern:Delivery:MaxConnectionsPerDestination; null keeps Postern's default out of the file.</summary>
+    public int? MaxConnectionsPerDestination { get; init; }
+
     /// <summary>Loopback DNS servers (ADDRESS:PORT); empty keeps the setting out of the file.</summary>
     public IReadOnlyList<string> DnsServers { get; init; } = [];
 
@@ -62,6 +65,8 @@ public sealed class PosternConfig
             ["MxPort"] = MxPort,
             ["ConnectTimeout"] = Span(ConnectTimeout),
         };
+        if (MaxConnectionsPerDestination is { } max)
+            delivery["MaxConnectionsPerDestination"] = max;
         var postern = new JsonObject
         {
             ["HostName"] = HostName,

@@ -50,6 +50,13 @@ public sealed class PosternProcess : IAsyncDisposable
         => ExternalCommand.RunAsync("dotnet", [DllPath, .. args, "--data-dir", DataDirectory], CliTimeout, BuildEnvironment());
 
     /// <summary>
+    /// Runs `postern ARGS` exactly as given, without the --data-dir of this object, in <paramref name="workingDirectory"/>:
+    /// for the embedded defaults and for data directories that cannot be created.
+    /// </summary>
+    public Task<CommandResult> RunCliVerbatimAsync(string workingDirectory, params string[] args)
+        => ExternalCommand.RunAsync("dotnet", [DllPath, .. args], CliTimeout, BuildEnvironment(), workingDirectory: workingDirectory);
+
+    /// <summary>
     /// Writes <paramref name="config"/> next to the data directory, starts
     /// `postern serve --data-dir D --smtp FIRST --config FILE` and waits until every listener accepts.
     /// </summary>
@@ -61,14 +68,47 @@ public sealed class PosternProcess : IAsyncDisposable
         ConfigPath = Path.Combine(Path.GetDirectoryName(DataDirectory.TrimEnd('/'))!, "postern.json");
         await File.WriteAllTextAsync(ConfigPath, config.ToJson());
 
+        var process = Launch(["serve", "--data-dir", DataDirectory, "--smtp", config.First.EndPoint, "--config", ConfigPath], workingDirectory: null);
+        var deadline = DateTime.UtcNow + StartTimeout;
+        foreach (var listener in config.Listeners)
+        {
+            await Poll.UntilAsync(
+                () => process.HasExited || FreePort.Accepts(listener.Port),
+                deadline - DateTime.UtcNow > TimeSpan.Zero ? deadline - DateTime.UtcNow : TimeSpan.Zero,
+                $"postern serve to accept on {listener.EndPoint} ({listener.Name})",
+                () => ReadLogTail());
+            if (process.HasExited)
+                throw new InvalidOperationException($"postern serve exited with {process.ExitCode} before accepting on {listener.EndPoint}.\n{ReadLogTail()}");
+        }
+    }
+
+    /// <summary>
+    /// Starts a bare `postern serve` (no --data-dir, --smtp or --config) in <paramref name="workingDirectory"/> and
+    /// waits until its log says it listens on <paramref name="endPoint"/>: the log, not a connect, so a stranger
+    /// on that port is never mistaken for Postern.
+    /// </summary>
+    public async Task StartServeWithDefaultsAsync(string workingDirectory, string endPoint)
+    {
+        if (IsServing)
+            throw new InvalidOperationException("postern serve is already running");
+        var process = Launch(["serve"], workingDirectory);
+        await Poll.UntilAsync(() => process.HasExited || ReadLog().Contains($"Listening on {endPoint} "), StartTimeout,
+            $"postern serve to log that it listens on {endPoint}", () => ReadLogTail());
+        if (process.HasExited)
+            throw new InvalidOperationException($"postern serve exited with {process.ExitCode} before listening on {endPoint}.\n{ReadLogTail()}");
+    }
+
+    private Process Launch(IReadOnlyList<string> args, string? workingDirectory)
+    {
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             RedirectStandardInput = true,
             UseShellExecute = false,
+            WorkingDirectory = workingDirectory ?? "",
         };
-        foreach (var a in new[] { DllPath, "serve", "--data-dir", DataDirectory, "--smtp", config.First.EndPoint, "--config", ConfigPath })
+        foreach (var a in new[] { DllPath }.Concat(args))
             psi.ArgumentList.Add(a);
         foreach (var (k, v) in BuildEnvironment())
             psi.Environment[k] = v;
@@ -86,18 +126,7 @@ public sealed class PosternProcess : IAsyncDisposable
         process.BeginErrorReadLine();
         process.StandardInput.Close();
         _server = process;
-
-        var deadline = DateTime.UtcNow + StartTimeout;
-        foreach (var listener in config.Listeners)
-        {
-            await Poll.UntilAsync(
-                () => process.HasExited || FreePort.Accepts(listener.Port),
-                deadline - DateTime.UtcNow > TimeSpan.Zero ? deadline - DateTime.UtcNow : TimeSpan.Zero,
-                $"postern serve to accept on {listener.EndPoint} ({listener.Name})",
-                () => ReadLogTail());
-            if (process.HasExited)
-                throw new InvalidOperationException($"postern serve exited with {process.ExitCode} before accepting on {listener.EndPoint}.\n{ReadLogTail()}");
-        }
+        return process;
     }
 
     /// <summary>SIGKILL: the server gets no chance to clean up (the crash the spool must survive).</summary>

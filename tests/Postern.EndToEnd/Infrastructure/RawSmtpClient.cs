@@ -41,6 +41,9 @@ public sealed class RawSmtpClient : IAsyncDisposable
 
     public bool IsTls => _stream is SslStream;
 
+    /// <summary>The certificate the server presented on STARTTLS (null before).</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate? RemoteCertificate => (_stream as SslStream)?.RemoteCertificate;
+
     public static async Task<RawSmtpClient> ConnectAsync(int port, TimeSpan? timeout = null)
     {
         var tcp = new TcpClient();

@@ -6,9 +6,20 @@ namespace Postern.EndToEnd.Infrastructure;
 /// <summary>One finding as `postern trace list --json` shows it.</summary>
 public sealed record TraceFinding(string Engine, string Kind, string Reason, double Score, string? Subject);
 
-/// <summary>One message as `postern trace list --json` shows it (the fields the scanning tests read).</summary>
+/// <summary>One delivery attempt as `postern trace list --json` shows it.</summary>
+public sealed record TraceAttemptEntry(string Server, string Outcome, string Reply);
+
+/// <summary>One message as `postern trace list --json` shows it.</summary>
 public sealed record TraceEntry(string QueueId, string State, string? Reason, string? Verdict, IReadOnlyList<TraceFinding> Findings, string Json)
 {
+    public string? TenantId { get; init; }
+    public string Direction { get; init; } = "";
+    public string MailFrom { get; init; } = "";
+    public IReadOnlyList<string> Recipients { get; init; } = [];
+    public string? Subject { get; init; }
+    public long Size { get; init; }
+    public IReadOnlyList<TraceAttemptEntry> Attempts { get; init; } = [];
+
     public override string ToString() => Json;
 }
 
@@ -47,7 +58,22 @@ public static class TraceQuery
                     f.TryGetProperty("score", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetDouble() : 0, Str(f, "subject")));
             }
         }
-        return new TraceEntry(Str(e, "queueId") ?? "", Str(e, "state") ?? "", Str(e, "reason"), Str(e, "verdict"), findings, e.GetRawText());
+        var attempts = e.TryGetProperty("attempts", out var tried) && tried.ValueKind == JsonValueKind.Array
+            ? tried.EnumerateArray().Select(a => new TraceAttemptEntry(Str(a, "server") ?? "", Str(a, "outcome") ?? "", Str(a, "reply") ?? "")).ToList()
+            : [];
+        var recipients = e.TryGetProperty("recipients", out var to) && to.ValueKind == JsonValueKind.Array
+            ? to.EnumerateArray().Select(r => r.GetString() ?? "").ToList()
+            : [];
+        return new TraceEntry(Str(e, "queueId") ?? "", Str(e, "state") ?? "", Str(e, "reason"), Str(e, "verdict"), findings, e.GetRawText())
+        {
+            TenantId = Str(e, "tenantId"),
+            Direction = Str(e, "direction") ?? "",
+            MailFrom = Str(e, "mailFrom") ?? "",
+            Recipients = recipients,
+            Subject = Str(e, "subject"),
+            Size = e.TryGetProperty("size", out var size) && size.ValueKind == JsonValueKind.Number ? size.GetInt64() : -1,
+            Attempts = attempts,
+        };
     }
 }
 
