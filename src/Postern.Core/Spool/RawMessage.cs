@@ -14,6 +14,7 @@ public sealed class RawMessage : IDisposable
     public const int MaxHeaderSection = 2 * 1024 * 1024;
 
     private readonly List<byte[]> _fields;
+    private readonly List<string?> _names;
     private readonly Stream _source;
     private readonly long _bodyStart;
     private bool? _eightBit;
@@ -23,6 +24,7 @@ public sealed class RawMessage : IDisposable
     private RawMessage(List<byte[]> fields, int separator, Stream source, long bodyStart)
     {
         _fields = fields;
+        _names = fields.Select(NameOf).ToList();
         _separator = separator;
         _source = source;
         _bodyStart = bodyStart;
@@ -65,13 +67,13 @@ public sealed class RawMessage : IDisposable
     public static RawMessage Parse(byte[] message) => Load(new MemoryStream(message, writable: false));
 
     /// <summary>The name of field <paramref name="index"/>, or null for a line that is not a header field (no colon).</summary>
-    public string? NameOf(int index) => NameOf(_fields[index]);
+    public string? NameOf(int index) => _names[index];
 
     /// <summary>Indexes of the fields named <paramref name="name"/> (case-insensitive), top to bottom.</summary>
     public IEnumerable<int> IndexesOf(string name)
     {
-        for (var i = 0; i < _fields.Count; i++)
-            if (string.Equals(NameOf(_fields[i]), name, StringComparison.OrdinalIgnoreCase))
+        for (var i = 0; i < _names.Count; i++)
+            if (string.Equals(_names[i], name, StringComparison.OrdinalIgnoreCase))
                 yield return i;
     }
 
@@ -94,6 +96,7 @@ public sealed class RawMessage : IDisposable
         if (field.Length < 2 || field[^2] != '\r' || field[^1] != '\n')
             throw new ArgumentException("A header field must end with CRLF.", nameof(field));
         _fields.Insert(index, field);
+        _names.Insert(index, NameOf(field));
     }
 
     /// <summary>A "Name: value" field with CRLF; the value must already be folded and 7-bit or UTF-8 as the caller wants it sent.</summary>

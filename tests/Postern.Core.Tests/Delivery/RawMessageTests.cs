@@ -84,6 +84,7 @@ public sealed class RawMessageTests
     [InlineData("no line end", "no line end\r\n")]
     [InlineData("a\r\n \t \r\nb\r\n", "a\r\n\r\nb\r\n")]
     [InlineData("lf\nline ends\n\n", "lf\r\nline ends\r\n")]
+    [InlineData("a lone\rCR\r\nand a last one\r", "a lone\rCR\r\nand a last one\r\r\n")]
     public void Hashes_bodies_as_rfc_6376_relaxed(string body, string canonical) =>
         Assert.Equal(SHA256.HashData(Encoding.ASCII.GetBytes(canonical)),
             RelaxedCanonicalization.BodyHash(new MemoryStream(Encoding.ASCII.GetBytes(body))));

@@ -64,6 +64,8 @@ public static class RelaxedCanonicalization
     /// </summary>
     private sealed class BodyHasher : IDisposable
     {
+        private static readonly System.Buffers.SearchValues<byte> Special = System.Buffers.SearchValues.Create("\r\n \t"u8);
+
         private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         private readonly byte[] _out = new byte[16 * 1024];
         private int _used;
@@ -74,8 +76,25 @@ public static class RelaxedCanonicalization
 
         public void Append(ReadOnlySpan<byte> data)
         {
-            foreach (var b in data)
+            while (!data.IsEmpty)
             {
+                // Runs of ordinary bytes go to the hash whole; only line ends and white space need a decision.
+                var special = data.IndexOfAny(Special);
+                var run = special < 0 ? data : data[..special];
+                if (!run.IsEmpty)
+                {
+                    if (_pendingCr)
+                    {
+                        // A CR not followed by LF is content like any other byte.
+                        _pendingCr = false;
+                        Content([(byte)'\r']);
+                    }
+                    Content(run);
+                    data = data[run.Length..];
+                    continue;
+                }
+                var b = data[0];
+                data = data[1..];
                 if (_pendingCr)
                 {
                     _pendingCr = false;
@@ -84,7 +103,7 @@ public static class RelaxedCanonicalization
                         EndLine();
                         continue;
                     }
-                    Emit((byte)'\r');
+                    Content([(byte)'\r']);
                 }
                 switch (b)
                 {
@@ -94,11 +113,8 @@ public static class RelaxedCanonicalization
                     case (byte)'\n':
                         EndLine();
                         break;
-                    case (byte)' ' or (byte)'\t':
-                        _pendingSpace = true;
-                        break;
                     default:
-                        Emit(b);
+                        _pendingSpace = true;
                         break;
                 }
             }
@@ -107,7 +123,10 @@ public static class RelaxedCanonicalization
         public byte[] Finish()
         {
             if (_pendingCr)
-                Emit((byte)'\r');
+            {
+                _pendingCr = false;
+                Content([(byte)'\r']);
+            }
             if (_any)
             {
                 Put((byte)'\r');
@@ -123,8 +142,8 @@ public static class RelaxedCanonicalization
             _pendingLineEnds++;
         }
 
-        /// <summary>A byte of content: first the line ends and the space held back before it.</summary>
-        private void Emit(byte b)
+        /// <summary>Content bytes: first the line ends and the space held back before them.</summary>
+        private void Content(ReadOnlySpan<byte> run)
         {
             for (; _pendingLineEnds > 0; _pendingLineEnds--)
             {
@@ -136,7 +155,16 @@ public static class RelaxedCanonicalization
                 Put((byte)' ');
                 _pendingSpace = false;
             }
-            Put(b);
+            if (run.Length <= _out.Length - _used)
+            {
+                run.CopyTo(_out.AsSpan(_used));
+                _used += run.Length;
+            }
+            else
+            {
+                Flush();
+                _hash.AppendData(run);
+            }
             _any = true;
         }
 
