@@ -44,4 +44,35 @@ public sealed class DeliveryConnectionTests(ITestOutputHelper output) : EndToEnd
         Assert.True(proxy.Accepted == Limit, $"expected {Messages} messages over the {Limit} reused connections, but {proxy.Accepted} were opened");
         Assert.Equal(Messages, sink.Count);
     }
+
+    [Fact]
+    public async Task A_pooled_connection_the_mta_closed_while_idle_is_replaced_at_once_not_deferred()
+    {
+        // smtp-sink drops a connection that stays silent for 2 s: the one Postern keeps in its pool for reuse.
+        var sink = Own(await SmtpSink.StartAsync(Directory, "tenant", extraArguments: ["-t", "2"]));
+        var proxy = Own(new ConnectionCountingProxy(sink.Port));
+        var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{proxy.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            RetryDelays = [TimeSpan.FromHours(1)],
+        };
+        await Postern.StartServeAsync(config);
+
+        var first = await Swaks.SendAsync(config.First.Port, "sender@external.test", "alice@contoso.test", "first", "--add-header", contoso.KeyHeader);
+        Assert.True(first.QueueId is not null, first.ToString());
+        await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics);
+        await Poll.UntilAsync(() => Task.FromResult(proxy.Open == 0), TimeSpan.FromSeconds(30), "the MTA closing the idle connection", Diagnostics);
+
+        // The next message finds the dead connection in the pool; with a retry delay of an hour only an
+        // immediate reconnect gets it there within the deadline.
+        var second = await Swaks.SendAsync(config.First.Port, "sender@external.test", "alice@contoso.test", "second", "--add-header", contoso.KeyHeader);
+        Assert.True(second.QueueId is not null, second.ToString());
+        var delivered = await sink.WaitForMessagesAsync(2, TimeSpan.FromSeconds(30), Diagnostics);
+        Assert.Contains(delivered, m => m.Mail.FirstReceivedId() == second.QueueId);
+        Assert.Equal(2, proxy.Accepted);
+        var trace = await TraceQuery.WaitForAsync(Postern, second.QueueId!, t => t.State == "delivered", diagnostics: Diagnostics);
+        Assert.DoesNotContain(trace.Attempts, a => a.Outcome == "deferred");
+    }
 }

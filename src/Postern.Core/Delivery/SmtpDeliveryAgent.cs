@@ -48,9 +48,11 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
             RelaySmtpClient? client = null;
             try
             {
+                client = pool.TakeIdle();
+                var reused = client is not null;
                 try
                 {
-                    client = pool.TakeIdle() ?? await ConnectAsync(server, request, cancellationToken).ConfigureAwait(false);
+                    client ??= await ConnectAsync(server, request, cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception ex) when (IsConnectionFailure(ex))
                 {
@@ -59,7 +61,25 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                     _logger.LogInformation("{QueueId}: cannot use {Server}: {Reply}; trying the next server", request.QueueId, server, reply);
                     continue;
                 }
-                var (results, reusable) = await SendAsync(client, request, cancellationToken).ConfigureAwait(false);
+                var (results, reusable, lost) = await SendAsync(client, request, cancellationToken).ConfigureAwait(false);
+                if (lost && reused)
+                {
+                    // The server closed the idle connection while it waited in the pool: a fresh one, at once,
+                    // rather than a deferral until the next retry.
+                    await DisposeClientAsync(client).ConfigureAwait(false);
+                    client = null;
+                    try
+                    {
+                        client = await ConnectAsync(server, request, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (IsConnectionFailure(ex))
+                    {
+                        var reply = ConnectionFailureReply(ex);
+                        servers.Add(new ServerAttempt(server.ToString(), RecipientOutcome.Deferred, reply, request.Recipients));
+                        continue;
+                    }
+                    (results, reusable, _) = await SendAsync(client, request, cancellationToken).ConfigureAwait(false);
+                }
                 var outcome = results.All(r => r.Outcome == RecipientOutcome.Delivered) ? RecipientOutcome.Delivered
                     : results.Any(r => r.Outcome == RecipientOutcome.Deferred) ? RecipientOutcome.Deferred : RecipientOutcome.Failed;
                 servers.Add(new ServerAttempt(server.ToString(), outcome, Summary(results), request.Recipients));
@@ -157,7 +177,8 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         throw last ?? new SocketException((int)SocketError.HostNotFound);
     }
 
-    private static async Task<(IReadOnlyList<RecipientResult> Results, bool Reusable)> SendAsync(RelaySmtpClient client, DeliveryRequest request, CancellationToken cancellationToken)
+    /// <summary>One transaction on <paramref name="client"/>; Lost when the connection failed under it.</summary>
+    private static async Task<(IReadOnlyList<RecipientResult> Results, bool Reusable, bool Lost)> SendAsync(RelaySmtpClient client, DeliveryRequest request, CancellationToken cancellationToken)
     {
         // The stored bytes go out as they are, with this delivery's fields on top: nothing is parsed or re-encoded.
         using var raw = RawMessage.Load(request.OpenMessage());
@@ -181,7 +202,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                 results.Add(new RecipientResult(address, RecipientOutcome.Failed, "553 5.1.3 Postern cannot send to this address"));
         }
         if (recipients.Count == 0)
-            return (results, true);
+            return (results, true, false);
         var sender = request.MailFrom.Length == 0 ? new MailboxAddress("", "") : TryMailbox(request.MailFrom, out var s) ? s : new MailboxAddress("", "");
         client.Rejected.Clear();
         client.MessageLength = WireMimeMessage.LengthOf(raw);
@@ -195,7 +216,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                 else
                     results.Add(new RecipientResult(mailbox.Address, RecipientOutcome.Delivered, "250 " + reply));
             }
-            return (results, true);
+            return (results, true, false);
         }
         catch (SmtpCommandException ex)
         {
@@ -207,13 +228,13 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                 else
                     results.Add(new RecipientResult(mailbox.Address, outcome, $"{(int)ex.StatusCode} {ex.Message}"));
             }
-            return (results, false);
+            return (results, false, false);
         }
         catch (Exception ex) when (ex is IOException or SmtpProtocolException or SocketException or TimeoutException or ServiceNotConnectedException)
         {
             foreach (var mailbox in recipients)
                 results.Add(new RecipientResult(mailbox.Address, RecipientOutcome.Deferred, "connection lost during the transaction: " + ex.Message));
-            return (results, false);
+            return (results, false, true);
         }
     }
 

@@ -40,6 +40,12 @@ public sealed class ConnectionCountingProxy : IAsyncDisposable
         get { lock (_gate) return _accepted; }
     }
 
+    /// <summary>Connections open now.</summary>
+    public int Open
+    {
+        get { lock (_gate) return _open; }
+    }
+
     /// <summary>The most connections open at the same moment.</summary>
     public int Peak
     {
