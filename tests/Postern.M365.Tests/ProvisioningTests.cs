@@ -196,6 +196,34 @@ public sealed class ProvisioningTests
     }
 
     [Fact]
+    public async Task A_503_on_a_write_set_over_the_emulators_http_endpoint_is_waited_out_and_apply_completes()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync(EmulatedTenantHarness.SampleSeed());
+        using var client = harness.Client();
+        var provisioner = new Provisioner(client);
+        var blueprint = TestTenants.Blueprint(ProvisioningProfile.Relay);
+        using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, c, _, _) => c!.Thumbprint == harness.Server.TlsCertificate.Thumbprint };
+        using var http = new HttpClient(handler) { BaseAddress = harness.Server.BaseAddress };
+
+        // The second New-TransportRule (Postern Outbound) and its first retry are refused; reads and other writes pass.
+        using var throttle = await http.PostAsync("_emulator/throttle", new StringContent(
+            """{"count":2,"status":503,"retryAfterSeconds":3,"after":1,"cmdlet":"New-TransportRule"}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.NoContent, throttle.StatusCode);
+        var (plan, result) = await provisioner.ApplyAsync(blueprint, activated: false, null, CancellationToken.None);
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.Equal(["New-TransportRule", "New-TransportRule"], harness.Emulator.ThrottledCmdlets);
+        Assert.Equal([TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(3)], harness.Waits);
+        // Each rule was created once, in its place, disabled: the refused write was not half done.
+        Assert.Equal(blueprint.Rules.Select(r => r.Name), harness.Emulator.Requests.Where(r => r.Cmdlet == "New-TransportRule").Select(r => r.Target));
+        Assert.Equal(ForeignRules.Concat(blueprint.Rules.Select(r => r.Name)), harness.Rules.Select(r => (string)r["Name"]!));
+        Assert.All(harness.Rules.Skip(5), r => Assert.Equal("Disabled", (string?)r["State"]));
+        Assert.Equal(plan.Changes.Count(), result.Done.Count);
+        Assert.True((await provisioner.PlanAsync(blueprint, false, CancellationToken.None)).IsEmpty);
+        Assert.Equal(ItemStatus.Disabled, (await provisioner.VerifyAsync(blueprint, CancellationToken.None)).Items.Single(i => i.Name == "Postern Outbound").Status);
+    }
+
+    [Fact]
     public async Task An_activated_tenant_gets_a_missing_rule_back_in_its_place_and_enabled()
     {
         await using var harness = await EmulatedTenantHarness.StartAsync(EmulatedTenantHarness.SampleSeed());
