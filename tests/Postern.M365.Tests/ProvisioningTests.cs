@@ -307,6 +307,52 @@ public sealed class ProvisioningTests
     }
 
     [Fact]
+    public async Task Plan_and_verify_name_the_loop_tokens_in_differences_and_never_show_them()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync();
+        using var client = harness.Client();
+        var provisioner = new Provisioner(client);
+        const string previous = "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5";
+        var rotating = TestTenants.Contoso(previousLoopToken: previous);
+        await provisioner.ApplyAsync(TestTenants.Blueprint(ProvisioningProfile.Relay, tenant: rotating), activated: false, null, CancellationToken.None);
+        // A loop token where Postern puts none, as a careless edit in the admin centre would leave it.
+        harness.Direct("Set-TransportRule", ("Identity", "Postern Outbound"),
+            ("ExceptIfHeaderContainsMessageHeader", "X-Postern-Loop"), ("ExceptIfHeaderContainsWords", new[] { rotating.LoopToken, previous }));
+
+        // The rotation ends: the rules should match the current token only.
+        var ended = TestTenants.Blueprint(ProvisioningProfile.Relay, tenant: rotating with { PreviousLoopToken = null });
+        var plan = await provisioner.PlanAsync(ended, false, CancellationToken.None);
+        var report = await provisioner.VerifyAsync(ended, CancellationToken.None);
+
+        var loop = report.Items.Single(i => i.Name == "Postern Loop Check");
+        Assert.Equal(new Difference("HeaderContainsWords", "the loop token", "the loop token, (hidden)"), Assert.Single(loop.Differences));
+        Assert.Equal(new Difference("ExceptIfHeaderContainsWords", "the loop token", "the loop token, (hidden)"),
+            report.Items.Single(i => i.Name == "Postern Inbound").Differences.Single(d => d.Parameter == "ExceptIfHeaderContainsWords"));
+        Assert.Equal(new Difference("ExceptIfHeaderContainsWords", "(none)", "the loop token, (hidden)"),
+            report.Items.Single(i => i.Name == "Postern Outbound").Differences.Single(d => d.Parameter == "ExceptIfHeaderContainsWords"));
+        Assert.Equal(loop.Differences, plan.Steps.Single(s => s.Name == "Postern Loop Check").Changes);
+        // During the rotation the previous token is named too.
+        var during = await provisioner.VerifyAsync(TestTenants.Blueprint(ProvisioningProfile.Relay, tenant: rotating), CancellationToken.None);
+        Assert.Equal(new Difference("ExceptIfHeaderContainsWords", "(none)", "the loop token, the previous loop token"),
+            during.Items.Single(i => i.Name == "Postern Outbound").Differences.Single(d => d.Parameter == "ExceptIfHeaderContainsWords"));
+
+        var text = new StringWriter();
+        Reports.WritePlan(text, plan);
+        Reports.WriteVerify(text, report);
+        Reports.WriteVerify(text, during);
+        var output = text + Reports.PlanJson(plan) + Reports.VerifyJson(report) + Reports.VerifyJson(during);
+        Assert.Contains("HeaderContainsWords: is the loop token, (hidden), should be the loop token", output, StringComparison.Ordinal);
+        Assert.Contains("ExceptIfHeaderContainsWords is the loop token, the previous loop token, should be (none)", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(rotating.LoopToken, output, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(previous, output, StringComparison.OrdinalIgnoreCase);
+
+        // The rules themselves must of course hold the token: apply puts it there.
+        await provisioner.ApplyAsync(ended, activated: false, null, CancellationToken.None);
+        Assert.Equal([rotating.LoopToken], Strings(harness.Rule("Postern Loop Check")["HeaderContainsWords"]));
+        Assert.True((await provisioner.PlanAsync(ended, false, CancellationToken.None)).IsEmpty);
+    }
+
+    [Fact]
     public async Task A_limited_scope_and_then_all_users_adds_and_clears_the_rule_conditions()
     {
         await using var harness = await EmulatedTenantHarness.StartAsync();
