@@ -58,6 +58,53 @@ public sealed class ScriptRunTests
         AssertSecondRunChangesNothing(scripted, shell, script, activate: false);
     }
 
+    /// <summary>The update paths: what an admin changed by hand, and a loop-token rotation, are put right as apply puts them right.</summary>
+    [Fact]
+    public async Task The_script_repairs_drift_and_a_token_rotation_as_apply_does_and_a_second_run_changes_nothing()
+    {
+        var seed = EmulatedTenantHarness.SampleSeed();
+        await using var scripted = await EmulatedTenantHarness.StartAsync(seed);
+        await using var applied = await EmulatedTenantHarness.StartAsync(seed);
+        using var shell = new ExchangeShell(scripted.Emulator, scripted.Tenant);
+        using var scriptedClient = scripted.Client();
+        using var appliedClient = applied.Client();
+        var before = TestTenants.Blueprint(ProvisioningProfile.Relay);
+        foreach (var client in new[] { scriptedClient, appliedClient })
+        {
+            var (_, done) = await new Provisioner(client).ApplyAsync(before, activated: true, null, CancellationToken.None);
+            Assert.True(done.Succeeded, done.Error);
+        }
+        foreach (var harness in new[] { scripted, applied })
+        {
+            // Changes made directly in the tenant, as an admin would in the Exchange admin centre.
+            harness.Direct("Disable-TransportRule", ("Identity", "Postern Inbound"));
+            harness.Direct("Set-TransportRule", ("Identity", "Postern Loop Check"), ("SubjectContainsWords", new[] { "urgent" }));
+            harness.Direct("Set-OutboundConnector", ("Identity", "To Postern"), ("SmartHosts", new[] { "smtp.elsewhere.example" }), ("RecipientDomains", new[] { "contoso.com" }));
+            harness.Direct("Set-ArcConfig", ("Identity", "Default"), ("ArcTrustedSealers", new[] { "dkim.partner.example" }));
+            harness.Direct("Set-HostedConnectionFilterPolicy", ("Identity", "Default"), ("IPAllowList", new[] { "192.0.2.200" }));
+            harness.Direct("Set-RemoteDomain", ("Identity", "Default"), ("CharacterSet", "iso-8859-1"), ("TNEFEnabled", true));
+            var spoof = ((JsonArray)harness.Snapshot()["SpoofItems"]!).Last()!;
+            harness.Direct("Set-TenantAllowBlockListSpoofItems", ("Identity", "Default"), ("Ids", new[] { (string)spoof["Name"]! }), ("Action", "Block"));
+        }
+        // postern relay rotate: the rules must match the new and the previous loop token.
+        var rotated = TestTenants.Contoso() with { LoopToken = "0123456789abcdef0123456789abcdef", PreviousLoopToken = TestTenants.Contoso().LoopToken };
+        var blueprint = TestTenants.Blueprint(ProvisioningProfile.Relay, tenant: rotated);
+        var script = PowerShellScript.Render(TestTenants.Blueprint(ProvisioningProfile.Relay, relayKey: null, tenant: rotated));
+
+        var run = shell.Run(script, TestTenants.RelayKey, activate: true);
+        var (plan, result) = await new Provisioner(appliedClient).ApplyAsync(blueprint, activated: true, null, CancellationToken.None);
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.True(plan.Changes.Count() >= 8, string.Join("\n", plan.Changes.Select(c => c.Title)));
+        AssertSameState(applied.Snapshot(), scripted.Snapshot());
+        Assert.Contains(run.Steps, s => s.StartsWith("postern: updating transport rule 'Postern Loop Check': HeaderContainsWords", StringComparison.Ordinal));
+        Assert.Contains(run.Steps, s => s == "postern: enabling transport rule 'Postern Inbound'");
+        Assert.Equal([rotated.LoopToken, rotated.PreviousLoopToken!], Strings(scripted.Rule("Postern Loop Check")["HeaderContainsWords"]));
+        var report = await new Provisioner(scriptedClient).VerifyAsync(blueprint, CancellationToken.None);
+        Assert.All(report.Items, i => Assert.True(i.Status == ItemStatus.Present, $"{i.Title}: {Reports.Status(i.Status)} {string.Join("; ", i.Differences)}"));
+        AssertSecondRunChangesNothing(scripted, shell, script, activate: true);
+    }
+
     [Fact]
     public void An_unknown_parameter_stops_the_script_as_exchange_would()
     {
@@ -92,6 +139,8 @@ public sealed class ScriptRunTests
         foreach (var part in new[] { "InboundConnectors", "OutboundConnectors", "TransportRules", "ArcTrustedSealers", "IPAllowList", "SpoofItems", "RemoteDomains", "AcceptedDomains" })
             Assert.Equal(Canonical(expected[part]), Canonical(actual[part]));
     }
+
+    private static string[] Strings(JsonNode? node) => node is JsonArray a ? a.Select(x => (string)x!).ToArray() : [];
 
     private static string Canonical(JsonNode? node) => Strip(node)?.ToJsonString() ?? "null";
 
