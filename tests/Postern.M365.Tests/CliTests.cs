@@ -47,6 +47,43 @@ public sealed class CliTests
         Assert.Empty(exchange.Rules);
         Assert.DoesNotContain(TestTenants.RelayKey, connect.Out + plan.Out + apply.Out + apply.Error + verify.Out + verified.Out + remove.Out, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Verify_json_after_a_drift_exits_2_and_names_each_status_the_differing_parameter_and_the_conflict()
+    {
+        await using var exchange = await EmulatedTenantHarness.StartAsync();
+        using var cli = new CliHarness();
+        Assert.Equal(0, (await cli.ConnectAsync(exchange)).Exit);
+        Assert.Equal(0, (await cli.RunAsync("m365", "apply", "contoso", "--profile", "relay", "--relay-key-file", cli.RelayKeyFile)).Exit);
+        Assert.Equal(0, (await cli.RunAsync("m365", "activate", "contoso")).Exit);
+        Assert.Equal(0, (await cli.RunAsync("m365", "verify", "contoso", "--json")).Exit);
+
+        // Changes made directly in the tenant, as an admin would in the Exchange admin centre.
+        exchange.Direct("Disable-TransportRule", ("Identity", "Postern Inbound"));
+        exchange.Direct("Set-OutboundConnector", ("Identity", "To Postern"), ("SmartHosts", new[] { "smtp.elsewhere.example" }));
+        exchange.Direct("New-TransportRule", ("Name", "Stop here"), ("SenderDomainIs", new[] { "vip.example" }), ("StopRuleProcessing", true), ("Priority", 0));
+
+        var (exit, output, error) = await cli.RunAsync("m365", "verify", "contoso", "--json");
+
+        Assert.True(exit == 2, error + output);
+        var report = JsonNode.Parse(output)!;
+        Assert.False((bool)report["ok"]!);
+        var items = ((JsonArray)report["items"]!).Select(i => i!).ToDictionary(i => $"{i["kind"]} '{i["name"]}'");
+        var inbound = items["transport rule 'Postern Inbound'"];
+        Assert.Equal("disabled", (string?)inbound["status"]);
+        Assert.Empty((JsonArray)inbound["differences"]!);
+        var connector = items["outbound connector 'To Postern'"];
+        Assert.Equal("drifted", (string?)connector["status"]);
+        var difference = Assert.Single((JsonArray)connector["differences"]!)!;
+        Assert.Equal("SmartHosts", (string?)difference["parameter"]);
+        Assert.Equal("m365-array-1.eu.postern.example", (string?)difference["expected"]);
+        Assert.Equal("smtp.elsewhere.example", (string?)difference["actual"]);
+        Assert.All(items.Values.Where(i => i != inbound && i != connector), i => Assert.Equal("present", (string?)i["status"]));
+        var conflict = Assert.Single((JsonArray)report["conflicts"]!)!;
+        Assert.Equal("transport rule 'Stop here' (priority 0)", (string?)conflict["subject"]);
+        Assert.Contains("stops processing more rules for mail matching SenderDomainIs", (string?)conflict["problem"], StringComparison.Ordinal);
+        Assert.DoesNotContain(TestTenants.RelayKey, output, StringComparison.Ordinal);
+    }
 }
 
 public sealed class CliErrorTests

@@ -172,6 +172,35 @@ public sealed class EmulatorTests
         Assert.Equal("invalid_client", (string?)JsonNode.Parse(await token.Content.ReadAsStringAsync())!["error"]);
     }
 
+    [Fact]
+    public async Task Throttling_set_over_http_can_wait_for_some_calls_and_single_out_one_cmdlet()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync();
+        using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, c, _, _) => c!.Thumbprint == harness.Server.TlsCertificate.Thumbprint };
+        using var http = new HttpClient(handler) { BaseAddress = harness.Server.BaseAddress };
+        using var set = await http.PostAsync("_emulator/throttle", Json("""{"count":1,"status":503,"retryAfterSeconds":2,"after":2,"cmdlet":"Set-ArcConfig"}"""));
+        Assert.Equal(HttpStatusCode.NoContent, set.StatusCode);
+
+        // Without a token a call that is not throttled is refused as unauthorised: throttling comes first.
+        async Task<HttpResponseMessage> Call(string cmdlet) =>
+            await http.PostAsync($"adminapi/beta/{TestTenants.ContosoId}/InvokeCommand", Json(new JsonObject { ["CmdletInput"] = new JsonObject { ["CmdletName"] = cmdlet, ["Parameters"] = new JsonObject() } }.ToJsonString()));
+        var statuses = new List<HttpStatusCode>();
+        foreach (var cmdlet in new[] { "Get-ArcConfig", "Set-ArcConfig", "set-arcconfig", "Get-TransportRule" })
+        {
+            using var passed = await Call(cmdlet);
+            statuses.Add(passed.StatusCode);
+        }
+        Assert.All(statuses, s => Assert.Equal(HttpStatusCode.Unauthorized, s));
+        using var throttled = await Call("Set-ArcConfig");
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, throttled.StatusCode);
+        Assert.Equal(TimeSpan.FromSeconds(2), throttled.Headers.RetryAfter?.Delta);
+        using var after = await Call("Set-ArcConfig");
+        Assert.Equal(HttpStatusCode.Unauthorized, after.StatusCode);
+        Assert.Equal(["Set-ArcConfig"], harness.Emulator.ThrottledCmdlets);
+    }
+
+    private static StringContent Json(string text) => new(text, System.Text.Encoding.UTF8, "application/json");
+
     /// <summary>One command starts it, as the docs say: the sample seed, an app certificate made by the emulator, a loopback port.</summary>
     [Fact]
     public async Task Starts_from_the_command_line_with_the_sample_seed()

@@ -196,6 +196,34 @@ public sealed class ProvisioningTests
     }
 
     [Fact]
+    public async Task A_503_on_a_write_set_over_the_emulators_http_endpoint_is_waited_out_and_apply_completes()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync(EmulatedTenantHarness.SampleSeed());
+        using var client = harness.Client();
+        var provisioner = new Provisioner(client);
+        var blueprint = TestTenants.Blueprint(ProvisioningProfile.Relay);
+        using var handler = new HttpClientHandler { ServerCertificateCustomValidationCallback = (_, c, _, _) => c!.Thumbprint == harness.Server.TlsCertificate.Thumbprint };
+        using var http = new HttpClient(handler) { BaseAddress = harness.Server.BaseAddress };
+
+        // The second New-TransportRule (Postern Outbound) and its first retry are refused; reads and other writes pass.
+        using var throttle = await http.PostAsync("_emulator/throttle", new StringContent(
+            """{"count":2,"status":503,"retryAfterSeconds":3,"after":1,"cmdlet":"New-TransportRule"}""", System.Text.Encoding.UTF8, "application/json"));
+        Assert.Equal(System.Net.HttpStatusCode.NoContent, throttle.StatusCode);
+        var (plan, result) = await provisioner.ApplyAsync(blueprint, activated: false, null, CancellationToken.None);
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.Equal(["New-TransportRule", "New-TransportRule"], harness.Emulator.ThrottledCmdlets);
+        Assert.Equal([TimeSpan.FromSeconds(3), TimeSpan.FromSeconds(3)], harness.Waits);
+        // Each rule was created once, in its place, disabled: the refused write was not half done.
+        Assert.Equal(blueprint.Rules.Select(r => r.Name), harness.Emulator.Requests.Where(r => r.Cmdlet == "New-TransportRule").Select(r => r.Target));
+        Assert.Equal(ForeignRules.Concat(blueprint.Rules.Select(r => r.Name)), harness.Rules.Select(r => (string)r["Name"]!));
+        Assert.All(harness.Rules.Skip(5), r => Assert.Equal("Disabled", (string?)r["State"]));
+        Assert.Equal(plan.Changes.Count(), result.Done.Count);
+        Assert.True((await provisioner.PlanAsync(blueprint, false, CancellationToken.None)).IsEmpty);
+        Assert.Equal(ItemStatus.Disabled, (await provisioner.VerifyAsync(blueprint, CancellationToken.None)).Items.Single(i => i.Name == "Postern Outbound").Status);
+    }
+
+    [Fact]
     public async Task An_activated_tenant_gets_a_missing_rule_back_in_its_place_and_enabled()
     {
         await using var harness = await EmulatedTenantHarness.StartAsync(EmulatedTenantHarness.SampleSeed());
@@ -276,6 +304,52 @@ public sealed class ProvisioningTests
         Assert.Equal(newKey, (string?)harness.Rule("Postern Redirect")["SetHeaderValue"]);
         Assert.Equal([rotated.LoopToken, tenant.LoopToken], Strings(harness.Rule("Postern Loop Check")["HeaderContainsWords"]));
         Assert.True((await provisioner.PlanAsync(withoutKey, false, CancellationToken.None)).IsEmpty);
+    }
+
+    [Fact]
+    public async Task Plan_and_verify_name_the_loop_tokens_in_differences_and_never_show_them()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync();
+        using var client = harness.Client();
+        var provisioner = new Provisioner(client);
+        const string previous = "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5";
+        var rotating = TestTenants.Contoso(previousLoopToken: previous);
+        await provisioner.ApplyAsync(TestTenants.Blueprint(ProvisioningProfile.Relay, tenant: rotating), activated: false, null, CancellationToken.None);
+        // A loop token where Postern puts none, as a careless edit in the admin centre would leave it.
+        harness.Direct("Set-TransportRule", ("Identity", "Postern Outbound"),
+            ("ExceptIfHeaderContainsMessageHeader", "X-Postern-Loop"), ("ExceptIfHeaderContainsWords", new[] { rotating.LoopToken, previous }));
+
+        // The rotation ends: the rules should match the current token only.
+        var ended = TestTenants.Blueprint(ProvisioningProfile.Relay, tenant: rotating with { PreviousLoopToken = null });
+        var plan = await provisioner.PlanAsync(ended, false, CancellationToken.None);
+        var report = await provisioner.VerifyAsync(ended, CancellationToken.None);
+
+        var loop = report.Items.Single(i => i.Name == "Postern Loop Check");
+        Assert.Equal(new Difference("HeaderContainsWords", "the loop token", "the loop token, (hidden)"), Assert.Single(loop.Differences));
+        Assert.Equal(new Difference("ExceptIfHeaderContainsWords", "the loop token", "the loop token, (hidden)"),
+            report.Items.Single(i => i.Name == "Postern Inbound").Differences.Single(d => d.Parameter == "ExceptIfHeaderContainsWords"));
+        Assert.Equal(new Difference("ExceptIfHeaderContainsWords", "(none)", "the loop token, (hidden)"),
+            report.Items.Single(i => i.Name == "Postern Outbound").Differences.Single(d => d.Parameter == "ExceptIfHeaderContainsWords"));
+        Assert.Equal(loop.Differences, plan.Steps.Single(s => s.Name == "Postern Loop Check").Changes);
+        // During the rotation the previous token is named too.
+        var during = await provisioner.VerifyAsync(TestTenants.Blueprint(ProvisioningProfile.Relay, tenant: rotating), CancellationToken.None);
+        Assert.Equal(new Difference("ExceptIfHeaderContainsWords", "(none)", "the loop token, the previous loop token"),
+            during.Items.Single(i => i.Name == "Postern Outbound").Differences.Single(d => d.Parameter == "ExceptIfHeaderContainsWords"));
+
+        var text = new StringWriter();
+        Reports.WritePlan(text, plan);
+        Reports.WriteVerify(text, report);
+        Reports.WriteVerify(text, during);
+        var output = text + Reports.PlanJson(plan) + Reports.VerifyJson(report) + Reports.VerifyJson(during);
+        Assert.Contains("HeaderContainsWords: is the loop token, (hidden), should be the loop token", output, StringComparison.Ordinal);
+        Assert.Contains("ExceptIfHeaderContainsWords is the loop token, the previous loop token, should be (none)", output, StringComparison.Ordinal);
+        Assert.DoesNotContain(rotating.LoopToken, output, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(previous, output, StringComparison.OrdinalIgnoreCase);
+
+        // The rules themselves must of course hold the token: apply puts it there.
+        await provisioner.ApplyAsync(ended, activated: false, null, CancellationToken.None);
+        Assert.Equal([rotating.LoopToken], Strings(harness.Rule("Postern Loop Check")["HeaderContainsWords"]));
+        Assert.True((await provisioner.PlanAsync(ended, false, CancellationToken.None)).IsEmpty);
     }
 
     [Fact]

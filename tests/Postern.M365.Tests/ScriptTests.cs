@@ -69,9 +69,9 @@ public sealed partial class ScriptTests
     }
 
     /// <summary>
-    /// Re-running changes nothing: every call that changes the tenant sits in a branch taken only when
-    /// a read just before found the item missing or different (PowerShell cannot run here, so this is
-    /// checked on the script's structure; apply, which makes the same decisions, is run twice against the emulator).
+    /// Every call that changes the tenant sits in a branch taken only when a read just before found the
+    /// item missing or different: a check on the script's text, for every variant; <see cref="ScriptRunTests"/>
+    /// runs the script itself in PowerShell twice against the emulator.
     /// </summary>
     [Theory]
     [MemberData(nameof(Profiles))]

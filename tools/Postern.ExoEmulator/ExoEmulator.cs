@@ -23,7 +23,10 @@ public sealed class ExoEmulator
     private readonly RSA _signingKey = RSA.Create(2048);
     private readonly object _throttleLock = new();
     private readonly Dictionary<string, (string Message, int Count)> _failures = new(StringComparer.OrdinalIgnoreCase);
+    private readonly List<string> _throttled = [];
     private int _throttleRemaining;
+    private int _throttleAfter;
+    private string? _throttleCmdlet;
     private int _throttleStatus = 429;
     private TimeSpan _throttleRetryAfter = TimeSpan.FromSeconds(1);
 
@@ -52,26 +55,48 @@ public sealed class ExoEmulator
 
     public EmulatedTenant Tenant(Guid id) => _tenants[id];
 
-    /// <summary>Answers the next <paramref name="count"/> InvokeCommand calls with <paramref name="status"/> and Retry-After.</summary>
-    public void Throttle(int count, int status = 429, TimeSpan? retryAfter = null)
+    /// <summary>
+    /// Answers <paramref name="count"/> InvokeCommand calls with <paramref name="status"/> and Retry-After: the
+    /// next ones, or those after <paramref name="after"/> more calls have passed; all cmdlets, or only
+    /// <paramref name="cmdlet"/> (a write can be throttled, not just the reads that come first).
+    /// </summary>
+    public void Throttle(int count, int status = 429, TimeSpan? retryAfter = null, int after = 0, string? cmdlet = null)
     {
         lock (_throttleLock)
         {
             _throttleRemaining = count;
+            _throttleAfter = after;
+            _throttleCmdlet = string.IsNullOrEmpty(cmdlet) ? null : cmdlet;
             _throttleStatus = status;
             _throttleRetryAfter = retryAfter ?? TimeSpan.FromSeconds(1);
         }
     }
 
-    /// <summary>Whether this call is throttled, and how; counts it down.</summary>
-    internal (int Status, TimeSpan RetryAfter)? TakeThrottle()
+    /// <summary>The cmdlets answered with a throttling status, in order.</summary>
+    public IReadOnlyList<string> ThrottledCmdlets
+    {
+        get
+        {
+            lock (_throttleLock)
+                return [.. _throttled];
+        }
+    }
+
+    /// <summary>Whether this call of <paramref name="cmdlet"/> is throttled, and how; counts it down.</summary>
+    internal (int Status, TimeSpan RetryAfter)? TakeThrottle(string cmdlet)
     {
         lock (_throttleLock)
         {
-            if (_throttleRemaining <= 0)
+            if (_throttleRemaining <= 0 || (_throttleCmdlet is not null && !_throttleCmdlet.Equals(cmdlet, StringComparison.OrdinalIgnoreCase)))
                 return null;
+            if (_throttleAfter > 0)
+            {
+                _throttleAfter--;
+                return null;
+            }
             _throttleRemaining--;
             ThrottledResponses++;
+            _throttled.Add(cmdlet);
             return (_throttleStatus, _throttleRetryAfter);
         }
     }

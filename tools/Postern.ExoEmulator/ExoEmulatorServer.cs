@@ -148,10 +148,12 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
 
         app.MapPost("/adminapi/beta/{tenant}/InvokeCommand", async (HttpContext context, string tenant) =>
         {
-            if (emulator.TakeThrottle() is { } throttle)
+            // The body is read first so that throttling can single out one cmdlet.
+            var (cmdlet, parameters) = await ReadCommandAsync(context).ConfigureAwait(false);
+            if (emulator.TakeThrottle(cmdlet ?? "") is { } throttle)
             {
                 context.Response.Headers.RetryAfter = ((int)Math.Ceiling(throttle.RetryAfter.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                log($"{tenant}: throttled ({throttle.Status})");
+                log($"{tenant}: {cmdlet} throttled ({throttle.Status})");
                 return throttle.Status == 429
                     ? Results.Json(new JsonObject { ["error"] = new JsonObject { ["code"] = "TooManyRequests", ["message"] = "You have reached the maximum number of concurrent requests per tenant. Please wait and try again." } }, statusCode: 429)
                     : Results.Text("The service is unavailable.", statusCode: throttle.Status);
@@ -164,7 +166,7 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
                 return Unauthorized(context, "no bearer token");
             if (emulator.CheckAccessToken(authorization[7..].Trim(), target) is { } problem)
                 return Unauthorized(context, problem);
-            return await InvokeAsync(context, emulator, target, tenant, log).ConfigureAwait(false);
+            return Invoke(context, emulator, target, tenant, cmdlet, parameters, log);
         });
 
         app.MapGet("/_emulator/tenants/{tenant}", (string tenant) =>
@@ -172,9 +174,10 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
 
         // A change made "directly in the tenant" (the admin centre), without a token.
         app.MapPost("/_emulator/tenants/{tenant}/invoke", async (HttpContext context, string tenant) =>
-            emulator.FindTenant(tenant) is { } t
-                ? await InvokeAsync(context, emulator, t, tenant, log).ConfigureAwait(false)
-                : Results.NotFound());
+        {
+            var (cmdlet, parameters) = await ReadCommandAsync(context).ConfigureAwait(false);
+            return emulator.FindTenant(tenant) is { } t ? Invoke(context, emulator, t, tenant, cmdlet, parameters, log) : Results.NotFound();
+        });
 
         app.MapPost("/_emulator/throttle", async (HttpContext context) =>
         {
@@ -182,8 +185,10 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
             var count = body?["count"]?.GetValue<int>() ?? 1;
             var status = body?["status"]?.GetValue<int>() ?? 429;
             var seconds = body?["retryAfterSeconds"]?.GetValue<double>() ?? 1;
-            emulator.Throttle(count, status, TimeSpan.FromSeconds(seconds));
-            log($"throttling the next {count} call(s) with {status}, Retry-After {seconds}s");
+            var after = body?["after"]?.GetValue<int>() ?? 0;
+            var cmdlet = body?["cmdlet"]?.GetValue<string>();
+            emulator.Throttle(count, status, TimeSpan.FromSeconds(seconds), after, cmdlet);
+            log($"throttling {count} call(s) of {cmdlet ?? "any cmdlet"} after {after} more with {status}, Retry-After {seconds}s");
             return Results.NoContent();
         });
 
@@ -208,22 +213,25 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
         })])));
     }
 
-    private static async Task<IResult> InvokeAsync(HttpContext context, ExoEmulator emulator, EmulatedTenant tenant, string tenantSegment, Action<string> log)
+    /// <summary>The cmdlet name and parameters of an InvokeCommand body; a null name when the body is not one.</summary>
+    private static async Task<(string? Cmdlet, JsonObject? Parameters)> ReadCommandAsync(HttpContext context)
     {
-        JsonObject? input;
         try
         {
             var body = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted).ConfigureAwait(false);
-            input = body?["CmdletInput"] as JsonObject;
+            var input = body?["CmdletInput"] as JsonObject;
+            return (input?["CmdletName"]?.GetValue<string>(), input?["Parameters"] as JsonObject);
         }
-        catch (JsonException)
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException)
         {
-            input = null;
+            return (null, null);
         }
-        var cmdlet = input?["CmdletName"]?.GetValue<string>();
-        if (input is null || string.IsNullOrEmpty(cmdlet))
+    }
+
+    private static IResult Invoke(HttpContext context, ExoEmulator emulator, EmulatedTenant tenant, string tenantSegment, string? cmdlet, JsonObject? parameters, Action<string> log)
+    {
+        if (string.IsNullOrEmpty(cmdlet))
             return Error(context, ExoError.Binding("The request body must be {\"CmdletInput\":{\"CmdletName\":…,\"Parameters\":{…}}}."));
-        var parameters = input["Parameters"] as JsonObject;
         IReadOnlyList<JsonObject> output;
         try
         {

@@ -169,7 +169,7 @@ public static class Planner
         var changes = Differences(rule.Settings, current, tenant).ToList();
         var desired = rule.Settings.Select(s => s.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
         foreach (var (name, clearValue) in ClearableRuleParameters().Where(p => !desired.Contains(p.Key) && ValueCompare.IsSet(current, p.Key)))
-            changes.Add(new Difference(name, "(none)", ValueCompare.Display(current, name)));
+            changes.Add(new Difference(name, "(none)", ValueCompare.HideLoopTokens(ValueCompare.Display(current, name), tenant)));
         if (changes.Count > 0)
         {
             var clear = ClearableRuleParameters().ToDictionary(p => p.Key, p => p.Value, StringComparer.OrdinalIgnoreCase);
@@ -335,7 +335,7 @@ public static class Planner
     {
         foreach (var (name, desired) in settings)
         {
-            if (ValueCompare.Compare(name, desired, current, tenant?.RelayKeyHash, tenant?.PreviousRelayKeyHash) is { } difference)
+            if (ValueCompare.Compare(name, desired, current, tenant) is { } difference)
                 yield return difference;
         }
     }

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Net;
+using System.Text.RegularExpressions;
 using Postern.Core.Tenants;
 using Postern.M365.Exo;
 
@@ -13,7 +14,7 @@ public sealed record Difference(string Parameter, string Expected, string Actual
 /// case-insensitive text, lists as sets, "smtp:*;1" as "*", IP addresses in canonical form,
 /// and the relay key by hash so that verify never needs the key itself.
 /// </summary>
-internal static class ValueCompare
+internal static partial class ValueCompare
 {
     /// <summary>Booleans for which $null is a value of its own (TNEFEnabled: "follow user settings"), not "false".</summary>
     private static readonly HashSet<string> TriState = CmdletReference.Default.Cmdlets
@@ -21,11 +22,11 @@ internal static class ValueCompare
         .Where(p => p.Type == "Boolean" && p.Values?.Contains("$null") == true)
         .Select(p => p.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Null when equal; otherwise the difference, with secrets hidden.</summary>
-    public static Difference? Compare(string parameter, object? desired, ExoObject current, byte[]? relayKeyHash, byte[]? previousRelayKeyHash)
+    /// <summary>Null when equal; otherwise the difference, with secrets hidden: the relay key, and the loop tokens wherever they appear.</summary>
+    public static Difference? Compare(string parameter, object? desired, ExoObject current, Tenant? tenant)
     {
         if (CmdletInvocation.SecretParameters.Contains(parameter))
-            return CompareSecret(parameter, desired as string, current.GetString(parameter), relayKeyHash, previousRelayKeyHash);
+            return CompareSecret(parameter, desired as string, current.GetString(parameter), tenant?.RelayKeyHash, tenant?.PreviousRelayKeyHash);
         var same = desired switch
         {
             null => !IsSet(current, parameter),
@@ -35,8 +36,34 @@ internal static class ValueCompare
             IReadOnlyList<string> list => Normalize(parameter, current.GetList(parameter)).SequenceEqual(Normalize(parameter, list)),
             _ => throw new ArgumentException($"cannot compare {desired.GetType().Name}"),
         };
-        return same ? null : new Difference(parameter, Display(desired), Display(current, parameter));
+        if (same)
+            return null;
+        // The loop token is a secret (whoever knows it can make mail skip Postern), yet a plain word in
+        // Postern's rules: where the blueprint puts it, every word is named, never shown.
+        if (tenant is not null && desired is IReadOnlyList<string> words && words.Contains(tenant.LoopToken, StringComparer.OrdinalIgnoreCase))
+            return new Difference(parameter, NameLoopTokens(words, tenant), NameLoopTokens(current.GetList(parameter), tenant));
+        return new Difference(parameter, Display(desired), HideLoopTokens(Display(current, parameter), tenant));
     }
+
+    /// <summary>The words of a loop-token parameter as "the loop token", "the previous loop token" or "(hidden)".</summary>
+    private static string NameLoopTokens(IEnumerable<string> words, Tenant tenant)
+    {
+        var names = words.Select(w => w.Trim()).Where(w => w.Length > 0).Select(w =>
+            w.Equals(tenant.LoopToken, StringComparison.OrdinalIgnoreCase) ? "the loop token"
+            : w.Equals(tenant.PreviousLoopToken, StringComparison.OrdinalIgnoreCase) ? "the previous loop token"
+            : "(hidden)").ToArray();
+        return names.Length == 0 ? "(none)" : string.Join(", ", names);
+    }
+
+    /// <summary>
+    /// Text shown from the tenant with the tenant's loop tokens named, and anything else that looks like one
+    /// (a token rotated away, still in a rule) hidden.
+    /// </summary>
+    public static string HideLoopTokens(string text, Tenant? tenant) =>
+        tenant is null ? text : LoopTokenLike().Replace(text, m => NameLoopTokens([m.Value], tenant));
+
+    [GeneratedRegex(@"\b[0-9A-Fa-f]{32}\b")]
+    private static partial Regex LoopTokenLike();
 
     /// <summary>Whether the property holds anything (false, empty and null do not).</summary>
     public static bool IsSet(ExoObject current, string parameter)

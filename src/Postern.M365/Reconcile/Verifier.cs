@@ -76,7 +76,7 @@ public static class Verifier
                         var desired = rule.Settings.Select(s => s.Key).ToHashSet(StringComparer.OrdinalIgnoreCase);
                         differences.AddRange(Planner.ClearableRuleParameters()
                             .Where(p => !desired.Contains(p.Key) && ValueCompare.IsSet(current, p.Key))
-                            .Select(p => new Difference(p.Key, "(none)", ValueCompare.Display(current, p.Key))));
+                            .Select(p => new Difference(p.Key, "(none)", ValueCompare.HideLoopTokens(ValueCompare.Display(current, p.Key), tenant))));
                         differences.AddRange(OrderDifferences(blueprint, state, rule));
                         items.Add(Report(rule.Kind, rule.Name, differences, !Planner.IsEnabled(current),
                             "'postern m365 activate' enables Postern's rules"));
