@@ -34,7 +34,20 @@ public sealed class ScanningCorpusTests(RspamdDaemon rspamd, ITestOutputHelper o
 
         // Every accepted message was scanned by every engine (rspamd's score is always a finding) and got a verdict;
         // what policy held back is quarantined, everything else arrives.
-        var trace = (await TraceQuery.ListAsync(Postern, limit: 5000)).ToDictionary(t => t.QueueId);
+        // The trace is written in batches off the SMTP path: wait until every accepted message has its record.
+        Dictionary<string, TraceEntry> trace = [];
+        try
+        {
+            await Poll.UntilAsync(async () =>
+            {
+                trace = (await TraceQuery.ListAsync(Postern, limit: 5000)).ToDictionary(t => t.QueueId);
+                return run.Accepted.Keys.All(id => trace.TryGetValue(id, out var t) && t.Verdict is not null);
+            }, TimeSpan.FromSeconds(60), "a trace record with a verdict for every accepted corpus message");
+        }
+        catch (TimeoutException)
+        {
+            // Reported message by message below.
+        }
         foreach (var (id, (name, _)) in run.Accepted)
         {
             if (!trace.TryGetValue(id, out var entry))

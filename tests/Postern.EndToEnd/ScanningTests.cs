@@ -144,8 +144,12 @@ public sealed partial class ScanningTests(ITestOutputHelper output) : EndToEndTe
         Assert.Contains(deferred, s => s.Infected);
 
         // The trace says why: the engine-down rule, with clamd's unavailability as the finding.
-        var deferredTrace = (await TraceQuery.ListAsync(Postern)).FirstOrDefault(e => e.State == "refused" && e.Reason?.Contains("451 4.7.1") == true);
-        Assert.True(deferredTrace is not null, "no refused 451 record in the trace");
+        // The trace is written in batches off the SMTP path: wait for the record rather than read once.
+        TraceEntry? deferredTrace = null;
+        await Poll.UntilAsync(async () => (deferredTrace = (await TraceQuery.ListAsync(Postern))
+            .FirstOrDefault(e => e.State == "refused" && e.Reason?.Contains("451 4.7.1") == true)) is not null,
+            TimeSpan.FromSeconds(30), "a refused 451 record in the trace", Diagnostics);
+        Assert.NotNull(deferredTrace);
         Assert.Contains("defer-when-an-engine-is-down", deferredTrace.Reason);
         Assert.Contains(deferredTrace.Findings, f => f.Engine == "clamav" && f.Kind == "engine-unavailable");
 
