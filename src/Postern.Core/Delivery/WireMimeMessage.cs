@@ -32,7 +32,7 @@ internal static class WireMimeMessage
         var message = new MimeMessage();
         message.Headers.Clear();
         message.Headers.Add(header);
-        message.Body = new WireBody(raw);
+        message.Body = new RawBody(raw, []);
         return message;
     }
 
@@ -42,59 +42,6 @@ internal static class WireMimeMessage
         var headers = raw.Fields.Sum(f => (long)f.Length);
         if (raw.Fields.Count > 0 && raw.Fields[^1][^1] != '\n')
             headers += 2;
-        return headers + 2 + raw.BodyLength + (WireBody.EndsWithLineEnd(raw) ? 0 : 2);
-    }
-
-    /// <summary>The stored body as a MIME entity without headers of its own.</summary>
-    private sealed class WireBody : MimeEntity
-    {
-        /// <summary>What MailKit's transfer-encoding check sees for a body with 8-bit bytes: it then sends BODY=8BITMIME.</summary>
-        private static readonly MimePart EightBitMarker = new() { ContentTransferEncoding = ContentEncoding.EightBit };
-
-        private readonly RawMessage _raw;
-
-        public WireBody(RawMessage raw)
-            : base(new ContentType("application", "octet-stream"))
-        {
-            _raw = raw;
-            Headers.Clear();
-        }
-
-        public static bool EndsWithLineEnd(RawMessage raw)
-        {
-            if (raw.BodyLength == 0)
-                return true;
-            using var body = raw.OpenBody();
-            body.Seek(-1, SeekOrigin.End);
-            return body.ReadByte() == '\n';
-        }
-
-        public override void Accept(MimeVisitor visitor)
-        {
-            if (_raw.HasEightBitData)
-                visitor.Visit(EightBitMarker);
-        }
-
-        /// <summary>MailKit asks for a re-encoding to fit the server; a relay passes the bytes on as they came.</summary>
-        public override void Prepare(EncodingConstraint constraint, int maxLineLength = 78)
-        {
-        }
-
-        /// <summary>The body bytes, and a line end when they lack one (SMTP data ends with CRLF before the dot).</summary>
-        public override void WriteTo(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
-        {
-            using (var body = _raw.OpenBody())
-                body.CopyTo(stream);
-            if (!EndsWithLineEnd(_raw))
-                stream.Write("\r\n"u8);
-        }
-
-        public override async Task WriteToAsync(FormatOptions options, Stream stream, bool contentOnly, CancellationToken cancellationToken = default)
-        {
-            await using (var body = _raw.OpenBody())
-                await body.CopyToAsync(stream, cancellationToken).ConfigureAwait(false);
-            if (!EndsWithLineEnd(_raw))
-                await stream.WriteAsync("\r\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
-        }
+        return headers + 2 + raw.BodyLength + (RawBody.EndsWithLineEnd(raw) ? 0 : 2);
     }
 }

@@ -1,7 +1,5 @@
-using System.Security.Cryptography;
 using System.Text;
 using MimeKit;
-using Postern.Core.Authentication;
 using Postern.Core.Delivery;
 using Postern.Core.Spool;
 
@@ -9,8 +7,7 @@ namespace Postern.Core.Tests.Delivery;
 
 /// <summary>
 /// The outgoing path keeps a message's bytes: <see cref="RawMessage"/> splits a header section without losing a
-/// byte, the relaxed canonicalization hashes what RFC 6376 says, and what MailKit is handed writes out exactly
-/// the stored bytes with Postern's fields on top.
+/// byte, and what MailKit is handed writes out exactly the stored bytes with Postern's fields on top.
 /// </summary>
 public sealed class RawMessageTests
 {
@@ -70,34 +67,6 @@ public sealed class RawMessageTests
         }
     }
 
-    [Theory]
-    [InlineData("A: X\r\n", "a:X\r\n")]
-    [InlineData("B : Y\t\r\n\tZ  \r\n", "b:Y Z\r\n")]
-    [InlineData("Subject:   many    spaces \t here  \r\n", "subject:many spaces here\r\n")]
-    public void Canonicalizes_header_fields_as_rfc_6376_relaxed(string field, string expected) =>
-        Assert.Equal(expected, Encoding.ASCII.GetString(RelaxedCanonicalization.Header(Encoding.ASCII.GetBytes(field))));
-
-    [Theory]
-    [InlineData(" C \r\nD \t E\r\n\r\n\r\n", " C\r\nD E\r\n")] // RFC 6376 §3.4.6
-    [InlineData("", "")]
-    [InlineData("\r\n\r\n", "")]
-    [InlineData("no line end", "no line end\r\n")]
-    [InlineData("a\r\n \t \r\nb\r\n", "a\r\n\r\nb\r\n")]
-    [InlineData("lf\nline ends\n\n", "lf\r\nline ends\r\n")]
-    [InlineData("a lone\rCR\r\nand a last one\r", "a lone\rCR\r\nand a last one\r\r\n")]
-    public void Hashes_bodies_as_rfc_6376_relaxed(string body, string canonical) =>
-        Assert.Equal(SHA256.HashData(Encoding.ASCII.GetBytes(canonical)),
-            RelaxedCanonicalization.BodyHash(new MemoryStream(Encoding.ASCII.GetBytes(body))));
-
-    [Fact]
-    public void Hashes_a_body_the_same_whatever_the_piece_sizes_it_arrives_in()
-    {
-        var body = Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, 5000).Select(i => $"line {i} \t with  spaces {new string(' ', i % 3)}\r\n")) + "\r\n\r\n");
-        var whole = RelaxedCanonicalization.BodyHash(new MemoryStream(body));
-        var trickled = RelaxedCanonicalization.BodyHash(new TrickleStream(body, 7));
-        Assert.Equal(whole, trickled);
-    }
-
     /// <summary>The spool holds CRLF line ends only (bare CR or LF is refused at receive time).</summary>
     public static TheoryData<string> SpooledMessages()
     {
@@ -128,13 +97,5 @@ public sealed class RawMessageTests
         var output = written.ToArray();
         Assert.Equal(Encoding.UTF8.GetString(expected), Encoding.UTF8.GetString(output));
         Assert.Equal(output.Length, WireMimeMessage.LengthOf(raw));
-    }
-
-    /// <summary>Hands out at most a few bytes per read, as a slow network would.</summary>
-    private sealed class TrickleStream(byte[] data, int piece) : MemoryStream(data)
-    {
-        public override int Read(Span<byte> buffer) => base.Read(buffer[..Math.Min(piece, buffer.Length)]);
-
-        public override int Read(byte[] buffer, int offset, int count) => base.Read(buffer, offset, Math.Min(piece, count));
     }
 }

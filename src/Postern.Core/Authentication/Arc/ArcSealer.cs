@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using MimeKit;
 using MimeKit.Cryptography;
@@ -17,9 +16,10 @@ public sealed record ArcSealOutcome(bool Sealed, int Instance, string ChainValid
 /// <summary>
 /// Adds Postern's ARC set (RFC 8617 §5.1) to a message it is handing back to Microsoft 365, so that
 /// Microsoft 365 (with Postern listed as a trusted ARC sealer) keeps trusting the authentication results of
-/// the original hop. The ARC-Authentication-Results carry what Postern itself checked. The set is signed over
-/// the bytes Postern sends (<see cref="RawMessage"/>), never a re-serialisation, so the body reaches Microsoft
-/// 365 unchanged; cv= comes from validating the incoming chain first.
+/// the original hop. The ARC-Authentication-Results carry what Postern itself checked. Signing is MimeKit's
+/// <see cref="ArcSigner"/>, over the bytes Postern sends (<see cref="SigningView"/>), never a re-serialisation, so
+/// the body reaches Microsoft 365 unchanged. cv= comes from validating the incoming chain first, because MimeKit
+/// takes cv from the arc= result it is given and would otherwise claim "pass".
 /// </summary>
 public sealed class ArcSealer
 {
@@ -69,8 +69,8 @@ public sealed class ArcSealer
 
     /// <summary>
     /// Seals <paramref name="message"/> with <paramref name="results"/> as the ARC-Authentication-Results: adds
-    /// ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results at its top, signed over its bytes as they
-    /// will be sent. Include the arc= result of validating the incoming chain (as <see cref="AuthenticationChecker"/>
+    /// ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results at its top, signed by MimeKit over its bytes
+    /// as they will be sent. Include the arc= result of validating the incoming chain (as <see cref="AuthenticationChecker"/>
     /// does); without it the chain is validated here. Nothing is added when the newest seal already says cv=fail
     /// (§5.1.2) or the chain is at its 50-set limit.
     /// </summary>
@@ -82,7 +82,7 @@ public sealed class ArcSealer
         if (existing >= MaxInstances)
             return new ArcSealOutcome(false, instance, "fail", $"the ARC chain already has {MaxInstances} sets");
 
-        var authres = new AuthenticationResults(AuthservId) { Instance = instance };
+        var authres = new AuthenticationResults(AuthservId);
         authres.Results.AddRange(results);
         var arc = authres.Results.FirstOrDefault(r => r.Method.Equals("arc", StringComparison.OrdinalIgnoreCase));
         if (existing > 0 && arc is null)
@@ -100,43 +100,25 @@ public sealed class ArcSealer
         if (existing > 0 && string.Equals(newest?.GetValueOrDefault("cv"), "fail", StringComparison.OrdinalIgnoreCase))
             return new ArcSealOutcome(false, instance, cv, "the newest ARC seal already says cv=fail, so no further set may be added (RFC 8617 §5.1.2)");
 
-        var algorithm = SignatureFields.Algorithm(_key);
-        var t = TimeProvider.GetUtcNow().ToUnixTimeSeconds();
-        var aar = Encoding.UTF8.GetBytes(Fold("ARC-Authentication-Results: " + authres) + "\r\n");
-
-        // A message without From is still sealed; listing the absent field also stops one being added later.
-        var signed = SignatureFields.HeaderList(message, Headers, []);
-        if (!signed.Contains("from"))
-            signed.Insert(0, "from");
-        byte[] bodyHash;
-        using (var body = message.OpenBody())
-            bodyHash = RelaxedCanonicalization.BodyHash(body);
-        var amsUnsigned = SignatureFields.Unsigned("ARC-Message-Signature",
-            [$"i={instance}", "a=" + algorithm, "c=relaxed/relaxed", "d=" + Domain, "s=" + Selector, $"t={t}", "h=" + string.Join(':', signed), "bh=" + Convert.ToBase64String(bodyHash)]);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        SignatureFields.AppendSignedHeaders(hash, message, signed);
-        hash.AppendData(RelaxedCanonicalization.Header(Encoding.ASCII.GetBytes(amsUnsigned), withLineEnd: false));
-        var ams = SignatureFields.Complete(amsUnsigned, SignatureFields.Sign(_key, hash));
-
-        // The seal covers every set in instance order, this one's ARC-Seal last and without its b= value.
-        var sealUnsigned = SignatureFields.Unsigned("ARC-Seal", [$"i={instance}", "a=" + algorithm, $"t={t}", "cv=" + cv, "d=" + Domain, "s=" + Selector]);
-        for (var i = 1; i < instance; i++)
+        var view = SigningView.Create(message);
+        var before = view.Headers.Count;
+        var signer = new PosternArcSigner(_key, Domain, Selector, authres, TimeProvider)
         {
-            foreach (var name in (string[])["ARC-Authentication-Results", "ARC-Message-Signature", "ARC-Seal"])
-            {
-                var index = message.IndexesOf(name).Cast<int?>().FirstOrDefault(x => InstanceOf(message.ValueOf(x!.Value)) == i);
-                if (index is { } found)
-                    hash.AppendData(RelaxedCanonicalization.Header(message.Fields[found]));
-            }
+            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+        };
+        var signed = DkimMessageSigner.HeadersFor(message, Headers, []);
+        if (!signed.Contains("from"))
+        {
+            // A message without From is still sealed; listing the absent field also stops one being added later.
+            signed.Insert(0, "from");
         }
-        hash.AppendData(RelaxedCanonicalization.Header(aar));
-        hash.AppendData(RelaxedCanonicalization.Header(ams));
-        hash.AppendData(RelaxedCanonicalization.Header(Encoding.ASCII.GetBytes(sealUnsigned), withLineEnd: false));
-        var seal = SignatureFields.Complete(sealUnsigned, SignatureFields.Sign(_key, hash));
-
-        message.Insert(0, aar);
-        message.Insert(0, ams);
-        message.Insert(0, seal);
+        await signer.SignAsync(view, signed, cancellationToken).ConfigureAwait(false);
+        if (view.Headers.Count < before + 3 || view.Headers[0].Id != HeaderId.ArcSeal || view.Headers[2].Id != HeaderId.ArcAuthenticationResults)
+            return new ArcSealOutcome(false, instance, cv, "MimeKit's ArcSigner added no ARC set");
+        // MimeKit puts the set on top: ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results.
+        for (var i = 2; i >= 0; i--)
+            message.Insert(0, SigningView.ToBytes(view.Headers[i]));
         return new ArcSealOutcome(true, instance, cv);
     }
 
@@ -174,36 +156,36 @@ public sealed class ArcSealer
         }
         return results;
     }
+}
 
-    private static int InstanceOf(string value)
+/// <summary>
+/// MimeKit's <see cref="ArcSigner"/> for one message: it seals the ARC-Authentication-Results it is given
+/// (MimeKit stamps i=) and takes t= from a <see cref="TimeProvider"/>. Made per message, so concurrent seals
+/// never share state.
+/// </summary>
+public sealed class PosternArcSigner : ArcSigner
+{
+    private readonly AuthenticationResults _results;
+    private readonly TimeProvider _time;
+    private readonly DkimSigningKey _key;
+
+    public PosternArcSigner(DkimSigningKey key, string domain, string selector, AuthenticationResults results, TimeProvider? timeProvider = null)
+        : base(key.PrivateKey, domain, selector, key.Algorithm)
     {
-        var i = value.TrimStart();
-        if (!i.StartsWith("i=", StringComparison.Ordinal))
-            return DkimTagList.TryParse(value)?.GetValueOrDefault("i") is { } tag && int.TryParse(tag, out var n) ? n : 0;
-        var end = i.IndexOf(';');
-        return int.TryParse(i[2..(end < 0 ? i.Length : end)].Trim(), out var m) ? m : 0;
+        _key = key;
+        _results = results;
+        _time = timeProvider ?? TimeProvider.System;
     }
 
-    /// <summary>Folds a long field at spaces into lines of at most 76 characters where it can.</summary>
-    private static string Fold(string field)
-    {
-        var output = new StringBuilder();
-        var column = 0;
-        foreach (var word in field.Split(' ', StringSplitOptions.RemoveEmptyEntries))
-        {
-            if (column > 0 && column + 1 + word.Length > 76)
-            {
-                output.Append("\r\n\t");
-                column = 1;
-            }
-            else if (column > 0)
-            {
-                output.Append(' ');
-                column++;
-            }
-            output.Append(word);
-            column += word.Length;
-        }
-        return output.ToString();
-    }
+    /// <summary>RSA through .NET's native implementation (see <see cref="NativeRsaSigner"/>).</summary>
+    protected override Org.BouncyCastle.Crypto.ISigner CreateSigningContext() =>
+        SignatureAlgorithm == DkimSignatureAlgorithm.RsaSha256 && _key.NativeRsa is { } rsa ? new NativeRsaSigner(rsa) : base.CreateSigningContext();
+
+    protected override AuthenticationResults GenerateArcAuthenticationResults(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
+        _results;
+
+    protected override Task<AuthenticationResults> GenerateArcAuthenticationResultsAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
+        Task.FromResult(_results);
+
+    protected override long GetTimestamp() => _time.GetUtcNow().ToUnixTimeSeconds();
 }

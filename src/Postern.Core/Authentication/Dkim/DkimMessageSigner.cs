@@ -1,12 +1,12 @@
-using System.Security.Cryptography;
-using System.Text;
 using MimeKit;
+using MimeKit.Cryptography;
 using Postern.Core.Spool;
 
 namespace Postern.Core.Authentication;
 
 /// <summary>
-/// DKIM-signs outbound mail for a tenant's domain over the bytes Postern sends: rsa-sha256 (or
+/// DKIM-signs outbound mail for a tenant's domain with MimeKit's <see cref="DkimSigner"/>, over the bytes Postern
+/// sends (<see cref="SigningView"/>): rsa-sha256 (or
 /// ed25519-sha256), relaxed/relaxed, the headers a reader sees, and From, Subject and the other identity
 /// headers over-signed so that nobody downstream can add a second one without breaking the signature
 /// (RFC 6376 §8.15).
@@ -51,32 +51,22 @@ public sealed class DkimMessageSigner
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>
-    /// Adds a DKIM-Signature at the top of <paramref name="message"/>, computed over its bytes as they will be
-    /// sent, and returns it; refuses a message without a From header, which DKIM requires signing.
+    /// Adds a DKIM-Signature at the top of <paramref name="message"/>, computed by MimeKit's signer over its bytes
+    /// as they will be sent, and returns it; refuses a message without a From header, which DKIM requires signing.
     /// </summary>
     public byte[] Sign(RawMessage message)
     {
         if (!message.Contains("from"))
             throw new InvalidOperationException("The message has no From header; DKIM signatures must cover From (RFC 6376 §5.4).");
-        var signed = SignatureFields.HeaderList(message, Headers, OversignedHeaders);
-        byte[] bodyHash;
-        using (var body = message.OpenBody())
-            bodyHash = RelaxedCanonicalization.BodyHash(body);
-        var t = TimeProvider.GetUtcNow().ToUnixTimeSeconds();
-        var tags = new List<string>
+        var view = SigningView.Create(message);
+        var signer = new ClockedDkimSigner(_key, Domain, Selector, TimeProvider)
         {
-            "v=1", "a=" + SignatureFields.Algorithm(_key), "c=relaxed/relaxed", "d=" + Domain, "s=" + Selector, $"t={t}",
+            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
+            SignaturesExpireAfter = SignatureLifetime,
         };
-        if (SignatureLifetime is { } lifetime)
-            tags.Add($"x={t + (long)lifetime.TotalSeconds}");
-        tags.Add("h=" + string.Join(':', signed));
-        tags.Add("bh=" + Convert.ToBase64String(bodyHash));
-        var unsigned = SignatureFields.Unsigned("DKIM-Signature", tags);
-
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        SignatureFields.AppendSignedHeaders(hash, message, signed);
-        hash.AppendData(RelaxedCanonicalization.Header(Encoding.ASCII.GetBytes(unsigned), withLineEnd: false));
-        var field = SignatureFields.Complete(unsigned, SignatureFields.Sign(_key, hash));
+        signer.Sign(view, HeadersFor(message, Headers, OversignedHeaders));
+        var field = SigningView.ToBytes(view.Headers[0]);
         message.Insert(0, field);
         return field;
     }
@@ -87,10 +77,32 @@ public sealed class DkimMessageSigner
     /// </summary>
     public Header Sign(MimeMessage message)
     {
-        var raw = MimeMessageBytes.ToRaw(message);
-        var field = Sign(raw);
-        var header = MimeMessageBytes.ToHeader(field);
+        var header = MimeMessageBytes.ToHeader(Sign(MimeMessageBytes.ToRaw(message)));
         message.Headers.Insert(0, header);
         return header;
+    }
+
+    /// <summary>The h= list: each wanted header as often as it occurs, plus one for the over-signed ones.</summary>
+    internal static List<string> HeadersFor(RawMessage message, IEnumerable<string> wanted, IEnumerable<string> oversigned)
+    {
+        var oversign = new HashSet<string>(oversigned, StringComparer.OrdinalIgnoreCase);
+        var list = new List<string>();
+        foreach (var name in wanted.Select(n => n.ToLowerInvariant()).Distinct())
+        {
+            var count = message.IndexesOf(name).Count() + (oversign.Contains(name) ? 1 : 0);
+            for (var i = 0; i < count; i++)
+                list.Add(name);
+        }
+        return list;
+    }
+
+    private sealed class ClockedDkimSigner(DkimSigningKey key, string domain, string selector, TimeProvider time)
+        : DkimSigner(key.PrivateKey, domain, selector, key.Algorithm)
+    {
+        protected override long GetTimestamp() => time.GetUtcNow().ToUnixTimeSeconds();
+
+        /// <summary>RSA through .NET's native implementation (see <see cref="NativeRsaSigner"/>).</summary>
+        protected override Org.BouncyCastle.Crypto.ISigner CreateSigningContext() =>
+            SignatureAlgorithm == DkimSignatureAlgorithm.RsaSha256 && key.NativeRsa is { } rsa ? new NativeRsaSigner(rsa) : base.CreateSigningContext();
     }
 }
