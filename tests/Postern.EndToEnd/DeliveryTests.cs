@@ -90,6 +90,37 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     }
 
     [Fact]
+    public async Task Recipients_a_policy_rule_rejects_after_data_get_a_dsn_to_the_sender_and_the_others_are_delivered()
+    {
+        var internet = Own(await SmtpSink.StartAsync(Directory, "internet"));
+        var tenantMta = Own(await SmtpSink.StartAsync(Directory, "tenant"));
+        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
+        (await Postern.RunCliAsync("policy", "add", "contoso", "--name", "no-competitors", "--direction", "outbound",
+            "--recipient", "*@competitor.test", "--action", "reject", "--reply", "Mail to competitors is not allowed")).EnsureSuccess();
+        var config = Config(internet.Port, dns.EndPoint);
+        await Postern.StartServeAsync(config);
+
+        // One transaction, two recipients: the client hears 250 (one of them is accepted), so the rejected one
+        // must come back to the sender as a delivery status notification, not vanish.
+        var sent = await Swaks.SendAsync(config.First.Port, "alice@contoso.test", "bob@remote.test,eve@competitor.test", "quarterly figures",
+            "--add-header", contoso.KeyHeader);
+        Assert.True(sent.QueueId is not null, sent.ToString());
+
+        var delivered = Assert.Single(await internet.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
+        Assert.Equal(["<bob@remote.test>"], delivered.RecipientArgs);
+        var dsn = Assert.Single(await tenantMta.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
+        Assert.Equal("<>", dsn.MailFromArgs.Split(' ')[0]);
+        Assert.Equal(["<alice@contoso.test>"], dsn.RecipientArgs);
+        Assert.Contains("report-type=delivery-status", dsn.Mail.Header("Content-Type"));
+        Assert.Contains("Final-Recipient: rfc822; eve@competitor.test", dsn.Mail.Text);
+        Assert.DoesNotContain("Final-Recipient: rfc822; bob@remote.test", dsn.Mail.Text);
+        Assert.Contains("no-competitors", dsn.Mail.Text);
+        Assert.Contains("Subject: quarterly figures", dsn.Mail.Text);
+        Assert.Equal(1, internet.Count);
+    }
+
+    [Fact]
     public async Task Outbound_mail_that_cannot_be_delivered_before_it_expires_bounces_with_the_last_reason()
     {
         var internet = Own(SmtpSink.CreateStopped(Directory, "internet"));

@@ -290,18 +290,27 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         return results;
     }
 
-    private async Task BounceAsync(SpooledMessage message, IReadOnlyList<RecipientResult> failed, CancellationToken cancellationToken)
+    private async Task BounceAsync(SpooledMessage message, IReadOnlyList<RecipientResult> failed, CancellationToken cancellationToken) =>
+        await BounceAsync(message.Envelope, () => _spool.OpenBody(message), failed, cancellationToken).ConfigureAwait(false);
+
+    /// <summary>
+    /// Queues a delivery status notification (RFC 3464) to the envelope sender for <paramref name="failed"/>
+    /// recipients, when the sender is in one of the tenant's domains (a DSN to anyone else would be backscatter);
+    /// returns its queue id, or null when none is sent.
+    /// </summary>
+    public async Task<string?> BounceAsync(Envelope envelope, Func<Stream> openOriginal, IReadOnlyList<RecipientResult> failed, CancellationToken cancellationToken)
     {
-        var envelope = message.Envelope;
         var senderDomain = DomainName.Normalize(SenderDomain(envelope));
         var table = _routing.Current;
-        if (senderDomain is null || table.FindDomain(senderDomain) is not { } domain || domain.TenantId != envelope.TenantId)
+        if (envelope.IsBounce || envelope.MailFrom.Length == 0 || senderDomain is null
+            || table.FindDomain(senderDomain) is not { } domain || domain.TenantId != envelope.TenantId)
         {
-            _logger.LogWarning("{QueueId}: cannot bounce to {Sender}: not a domain of the tenant", envelope.QueueId, envelope.MailFrom);
-            return;
+            _logger.LogInformation("{QueueId}: no delivery status notification to {Sender}: not in a domain of the tenant (it would be backscatter)",
+                envelope.QueueId, envelope.MailFrom);
+            return null;
         }
         byte[] dsn;
-        await using (var original = _spool.OpenBody(message))
+        await using (var original = openOriginal())
             dsn = DsnBuilder.Build(_options.HostName, envelope, failed, original);
         var bounce = new Envelope
         {
@@ -319,6 +328,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         var stored = await _spool.AppendAsync(bounce, ReadOnlyMemory<byte>.Empty, content, 0, cancellationToken).ConfigureAwait(false);
         _trace.Write(new MessageReceived(bounce, dsn.Length, MessageStates.Queued, $"delivery status notification for {envelope.QueueId}"));
         Enqueue(stored);
+        return bounce.QueueId;
     }
 
     private static string SenderDomain(Envelope envelope) =>

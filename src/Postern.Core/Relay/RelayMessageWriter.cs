@@ -99,6 +99,10 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
                     if (verdict.Action == VerdictAction.Reject)
                     {
                         relay.Trace.Write(new MessageReceived(part, content.Length, MessageStates.Refused, $"rejected by rule '{verdict.Rule}': {verdict.Reason}", Describe(verdict), scan.Findings));
+                        // The client hears 250 for the other recipients, so the sender learns of these by a DSN.
+                        var reply = $"550 5.7.1 Rejected by policy rule '{verdict.Rule}': {verdict.Reason}";
+                        var failed = part.Recipients.Select(r => new Delivery.RecipientResult(r.Address, Delivery.RecipientOutcome.Failed, reply)).ToArray();
+                        await relay.Scheduler.BounceAsync(part, () => OpenCopy(head, headers.Length), failed, cancellationToken).ConfigureAwait(false);
                         continue;
                     }
                     if (verdict.Action == VerdictAction.Quarantine)
@@ -288,16 +292,7 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
     private async Task<SmtpReply> HandOffAsync(Envelope envelope, byte[] head, int contentOffset, ScanResult scan, CancellationToken cancellationToken)
     {
         var bodyLength = head.Length + content.Length - contentOffset;
-        Stream Open()
-        {
-            var stream = new MemoryStream((int)Math.Min(bodyLength, int.MaxValue));
-            stream.Write(head);
-            using (var rest = content.OpenRead(contentOffset))
-                rest.CopyTo(stream);
-            stream.Position = 0;
-            return stream;
-        }
-        var results = await relay.Scheduler.DeliverNowAsync(envelope, Open, cancellationToken).ConfigureAwait(false);
+        var results = await relay.Scheduler.DeliverNowAsync(envelope, () => OpenCopy(head, contentOffset), cancellationToken).ConfigureAwait(false);
         relay.Trace.Write(new MessageReceived(envelope, bodyLength, MessageStates.Queued, "handoff", Describe(scan.MostSevere), scan.Findings));
         if (results.All(r => r.Result.Outcome == Delivery.RecipientOutcome.Delivered))
         {
@@ -318,6 +313,17 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
         return first.Outcome == Delivery.RecipientOutcome.Failed
             ? new SmtpReply(554, "5.4.0", $"Next hop refused the message: {Truncate(first.Reply)}")
             : new SmtpReply(451, "4.4.1", $"Next hop did not accept the message; try again later: {Truncate(first.Reply)}");
+    }
+
+    /// <summary>The message as it would be stored: <paramref name="head"/>, then the received content after its header section.</summary>
+    private MemoryStream OpenCopy(byte[] head, int contentOffset)
+    {
+        var stream = new MemoryStream((int)Math.Min(head.Length + content.Length - contentOffset, int.MaxValue));
+        stream.Write(head);
+        using (var rest = content.OpenRead(contentOffset))
+            rest.CopyTo(stream);
+        stream.Position = 0;
+        return stream;
     }
 
     private static string Truncate(string text) => text.Length > 200 ? text[..200] : text.Replace("\r", " ").Replace("\n", " ");
