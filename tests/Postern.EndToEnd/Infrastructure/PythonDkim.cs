@@ -58,6 +58,64 @@ public static partial class PythonDkim
     public static Task<PythonDkimResult> VerifyArcAsync(TestDirectory directory, byte[] message, IReadOnlyDictionary<string, string> keys)
         => RunAsync(directory, "arc", message, keys);
 
+    private const string NewestSetScript = """
+        import json, logging, sys
+        import dkim
+
+        keys_path, paths = sys.argv[1], sys.argv[2:]
+        keys = {k.rstrip(".").lower(): v for k, v in json.load(open(keys_path)).items()}
+
+        def dnsfunc(name, timeout=5):
+            if isinstance(name, bytes):
+                name = name.decode("ascii")
+            value = keys.get(name.rstrip(".").lower())
+            return value.encode("ascii") if value is not None else None
+
+        logging.disable(logging.CRITICAL)
+        for path in paths:
+            out = {"file": path}
+            try:
+                arc = dkim.ARC(open(path, "rb").read())
+                newest, sets = arc.sorted_arc_headers()
+                result = arc.verify_instance(sets, newest, dnsfunc=dnsfunc)
+                out.update(instance=newest, ams=bool(result["ams-valid"]), seal=bool(result["as-valid"]))
+            except Exception as e:
+                out.update(error="%s: %s" % (type(e).__name__, e))
+            print(json.dumps(out))
+        """;
+
+    /// <summary>
+    /// For each message, whether python3-dkim validates its newest ARC set (the one Postern added): the
+    /// ARC-Message-Signature over the message and the ARC-Seal over the chain. One python3 process for all.
+    /// </summary>
+    public static async Task<IReadOnlyList<(bool MessageSignature, bool Seal, string Detail)>> VerifyNewestArcSetsAsync(
+        TestDirectory directory, IReadOnlyList<byte[]> messages, IReadOnlyDictionary<string, string> keys)
+    {
+        var script = directory.PathOf("arc_newest.py");
+        var keysPath = directory.PathOf("arc-newest-keys.json");
+        await File.WriteAllTextAsync(script, NewestSetScript);
+        await File.WriteAllTextAsync(keysPath, JsonSerializer.Serialize(keys));
+        var paths = new List<string>();
+        for (var i = 0; i < messages.Count; i++)
+        {
+            paths.Add(directory.PathOf($"arc-newest-{i}.eml"));
+            await File.WriteAllBytesAsync(paths[^1], messages[i]);
+        }
+        var result = await ExternalCommand.RunAsync("/usr/bin/python3", [script, keysPath, .. paths], TimeSpan.FromSeconds(120));
+        if (result.ExitCode != 0)
+            throw new InvalidOperationException($"python3-dkim check failed to run: {result}");
+        var byFile = result.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(line => JsonDocument.Parse(line).RootElement)
+            .ToDictionary(e => e.GetProperty("file").GetString()!, e => e.Clone());
+        return paths.Select(p =>
+        {
+            var e = byFile[p];
+            return e.TryGetProperty("error", out var error)
+                ? (false, false, error.GetString()!)
+                : (e.GetProperty("ams").GetBoolean(), e.GetProperty("seal").GetBoolean(), $"instance {e.GetProperty("instance").GetInt32()}");
+        }).ToList();
+    }
+
     /// <summary>The TXT record text ("v=DKIM1; k=rsa; p=…") for an RSA private key in PEM form.</summary>
     public static string TxtRecordForPrivateKeyPem(string pem)
     {
