@@ -72,6 +72,14 @@ public sealed class PolicyEvaluator(IReadOnlyList<PolicyRule> tenantRules)
                 return false;
             reasons.Add($"attachment '{name}'");
         }
+        if (when.AttachmentType is { Count: > 0 } types)
+        {
+            var matched = facts.Findings.Where(f => f.Kind == FindingKinds.AttachmentType && f.FileType is { } id &&
+                types.Contains(id, StringComparer.OrdinalIgnoreCase)).ToArray();
+            if (matched.Length == 0)
+                return false;
+            reasons.AddRange(matched.Select(f => $"attachment type {f.Reason}"));
+        }
         if (when.Finding is { Count: > 0 } kinds)
         {
             var matched = facts.Findings.Where(f => kinds.Contains(f.Kind, StringComparer.OrdinalIgnoreCase)).ToArray();

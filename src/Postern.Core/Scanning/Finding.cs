@@ -9,7 +9,11 @@ namespace Postern.Core.Scanning;
 /// <param name="Reason">Human-readable, one line: what was found and where (no secrets, no body text beyond names).</param>
 /// <param name="Score">Spam-like score where the engine has one (rspamd), else 0.</param>
 /// <param name="Subject">What it is about: attachment file name, URL, signature name, symbol…</param>
-public sealed record Finding(string Engine, string Kind, string Reason, double Score = 0, string? Subject = null);
+/// <param name="FileType">
+/// With <see cref="FindingKinds.AttachmentType"/>: the true type id (<see cref="Engines.FileType.Id"/>, e.g. "pe",
+/// "script-js") of the attachment or of something inside it, so policy can match on it without parsing the reason.
+/// </param>
+public sealed record Finding(string Engine, string Kind, string Reason, double Score = 0, string? Subject = null, string? FileType = null);
 
 /// <summary>The kinds of finding policy rules can test.</summary>
 public static class FindingKinds
@@ -22,6 +26,9 @@ public static class FindingKinds
     public const string MacroDocument = "attachment-macro";
     public const string EncryptedArchive = "attachment-encrypted-archive";
     public const string NestedArchive = "attachment-nested-archive";
+
+    /// <summary>What an attachment, or a file inside an archive attachment, really is: given for every one looked at,
+    /// harmless or not, with the type id in <see cref="Finding.FileType"/>.</summary>
     public const string AttachmentType = "attachment-type";
 
     /// <summary>A password-protected Office document (OLE2 EncryptedPackage): like an encrypted archive, nothing in it can be inspected.</summary>
