@@ -40,6 +40,23 @@ public static class FindingKinds
     public const string Url = "url";
     public const string DisplayNameImpersonation = "impersonation-display-name";
     public const string LookAlikeDomain = "impersonation-lookalike-domain";
+
+    /// <summary>SPF failed or soft-failed for the MAIL FROM (or HELO) identity; <see cref="Finding.Subject"/> says which ("spf=softfail").</summary>
+    public const string Spf = "authentication-spf";
+
+    /// <summary>A DKIM signature did not verify ("dkim=fail"); one finding per failing signature.</summary>
+    public const string Dkim = "authentication-dkim";
+
+    /// <summary>The From domain's DMARC check failed ("dmarc=fail"); the reason names the policy the domain asks for.</summary>
+    public const string Dmarc = "authentication-dmarc";
+
+    /// <summary>The incoming ARC chain is broken ("arc=fail").</summary>
+    public const string Arc = "authentication-arc";
+
+    /// <summary>
+    /// Not given to any finding: a rule naming it matches any of <see cref="Spf"/>, <see cref="Dkim"/>,
+    /// <see cref="Dmarc"/> and <see cref="Arc"/>, as it matched every authentication failure before they had kinds of their own.
+    /// </summary>
     public const string Authentication = "authentication";
 
     /// <summary>An engine could not scan (down, timed out, size limit): policy decides, by default defer.</summary>

@@ -208,6 +208,26 @@ public sealed class PolicyEvaluatorTests
         Assert.Equal("no-programs", Evaluate(Context(attachment: "notes.txt"), findings, NoPrograms).Rule);
     }
 
+    [Fact]
+    public void Authentication_kinds_tell_a_dmarc_failure_from_an_spf_softfail()
+    {
+        var dmarc = new Finding("authentication", FindingKinds.Dmarc, "DMARC fail for fabrikam.test (policy reject): no aligned pass", Subject: "dmarc=fail");
+        var softfail = new Finding("authentication", FindingKinds.Spf, "SPF softfail for fabrikam.test from 203.0.113.66", Subject: "spf=softfail");
+        var rejectDmarc = new PolicyRule
+        {
+            Name = "dmarc-fail",
+            Priority = 5,
+            When = new RuleConditions { Finding = [FindingKinds.Dmarc] },
+            Then = new RuleAction { Action = VerdictAction.Quarantine },
+        };
+        var anyFailure = rejectDmarc with { Name = "any-auth", When = new RuleConditions { Finding = [FindingKinds.Authentication] }, Then = new RuleAction { Action = VerdictAction.Tag } };
+
+        Assert.Equal("default", Evaluate(Context(), [softfail], rejectDmarc).Rule);
+        Assert.Equal("dmarc-fail", Evaluate(Context(), [softfail, dmarc], rejectDmarc).Rule);
+        Assert.Equal("any-auth", Evaluate(Context(), [softfail], anyFailure).Rule);
+        Assert.Equal("default", Evaluate(Context(), [softfail, dmarc]).Rule);
+    }
+
     [Theory]
     [InlineData("*@contoso.test", "bob@contoso.test", true)]
     [InlineData("*@contoso.test", "bob@evilcontoso.test", false)]
