@@ -14,8 +14,9 @@ namespace Postern.Core.Scanning;
 /// </summary>
 /// <remarks>
 /// In integrated mode the connecting client is Exchange Online, so SPF is judged for the address
-/// that handed the message to Exchange Online: the sender in the oldest Received line added by a
-/// *.mail.protection.outlook.com front end. Without one (not from Microsoft 365), the SMTP client's address.
+/// that handed the message to Exchange Online: the sender in the newest Received line added by a
+/// *.mail.protection.outlook.com front end (older lines were written by whoever sent the message, and a forged
+/// one must not choose the address SPF is judged for). Without one (not from Microsoft 365), the SMTP client's address.
 /// </remarks>
 public sealed partial class AuthenticationEngine(AuthenticationChecker checker, string authservId) : IScanEngine
 {
@@ -44,9 +45,10 @@ public sealed partial class AuthenticationEngine(AuthenticationChecker checker, 
     }
 
     /// <summary>The sender address recorded by Exchange Online's Internet-facing front end, if the message came that way.</summary>
+    /// <remarks>Received lines are prepended, so the first front-end line is the one Exchange Online wrote on receipt.</remarks>
     public static IPAddress? OriginalClient(MimeMessage message)
     {
-        foreach (var header in message.Headers.Where(h => h.Id == HeaderId.Received).Reverse())
+        foreach (var header in message.Headers.Where(h => h.Id == HeaderId.Received))
         {
             var match = FrontEndReceived().Match(header.Value);
             if (match.Success && IPAddress.TryParse(match.Groups["ip"].Value, out var address))

@@ -103,6 +103,16 @@ public sealed class AuthenticationEngineTests
     }
 
     [Fact]
+    public void A_front_end_line_forged_below_the_real_one_does_not_choose_the_original_client()
+    {
+        var message = AuthenticationScenario.Instance.SignedBySender();
+        message.Headers.Add(new Header(HeaderId.Received, FrontEnd("192.0.2.10"))); // written by the sender, so older
+        message.Headers.Insert(0, new Header(HeaderId.Received, FrontEnd("203.0.113.66")));
+
+        Assert.Equal(IPAddress.Parse("203.0.113.66"), AuthenticationEngine.OriginalClient(message));
+    }
+
+    [Fact]
     public void Without_an_exchange_online_front_end_line_there_is_no_original_client()
     {
         var message = AuthenticationScenario.Instance.SignedBySender();
