@@ -72,9 +72,17 @@ public sealed class PolicyEvaluator(IReadOnlyList<PolicyRule> tenantRules)
                 return false;
             reasons.Add($"attachment '{name}'");
         }
+        if (when.AttachmentType is { Count: > 0 } types)
+        {
+            var matched = facts.Findings.Where(f => f.Kind == FindingKinds.AttachmentType && f.FileType is { } id &&
+                types.Contains(id, StringComparer.OrdinalIgnoreCase)).ToArray();
+            if (matched.Length == 0)
+                return false;
+            reasons.AddRange(matched.Select(f => $"attachment type {f.Reason}"));
+        }
         if (when.Finding is { Count: > 0 } kinds)
         {
-            var matched = facts.Findings.Where(f => kinds.Contains(f.Kind, StringComparer.OrdinalIgnoreCase)).ToArray();
+            var matched = facts.Findings.Where(f => kinds.Contains(f.Kind, StringComparer.OrdinalIgnoreCase) || IsAuthenticationFamily(kinds, f.Kind)).ToArray();
             if (matched.Length == 0)
                 return false;
             reasons.AddRange(matched.Select(f => $"{f.Engine}: {f.Reason}"));
@@ -88,6 +96,11 @@ public sealed class PolicyEvaluator(IReadOnlyList<PolicyRule> tenantRules)
         because = reasons.Count == 0 ? "all messages" : string.Join("; ", reasons.Distinct());
         return true;
     }
+
+    /// <summary>"authentication" names the family: rules written before SPF, DKIM, DMARC and ARC had kinds of their own keep matching.</summary>
+    private static bool IsAuthenticationFamily(IReadOnlyList<string> kinds, string kind) =>
+        kind.StartsWith(FindingKinds.Authentication + "-", StringComparison.Ordinal) &&
+        kinds.Contains(FindingKinds.Authentication, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Case-insensitive wildcard match: '*' any run, '?' one character.</summary>
     public static bool Glob(string pattern, string value) =>

@@ -40,6 +40,12 @@ public sealed record RuleConditions
     /// <summary>Attachment file name patterns ("*.exe").</summary>
     public IReadOnlyList<string>? AttachmentName { get; init; }
 
+    /// <summary>
+    /// True attachment types (file type ids such as "pe", "zip", "script-js", "pdf"), any of which matches: of an
+    /// attachment or of anything inside an archive attachment, judged by content, whatever the file is called.
+    /// </summary>
+    public IReadOnlyList<string>? AttachmentType { get; init; }
+
     /// <summary>Finding kinds (see FindingKinds), any of which matches, e.g. "virus", "attachment-executable".</summary>
     public IReadOnlyList<string>? Finding { get; init; }
 

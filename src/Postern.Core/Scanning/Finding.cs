@@ -9,7 +9,11 @@ namespace Postern.Core.Scanning;
 /// <param name="Reason">Human-readable, one line: what was found and where (no secrets, no body text beyond names).</param>
 /// <param name="Score">Spam-like score where the engine has one (rspamd), else 0.</param>
 /// <param name="Subject">What it is about: attachment file name, URL, signature name, symbol…</param>
-public sealed record Finding(string Engine, string Kind, string Reason, double Score = 0, string? Subject = null);
+/// <param name="FileType">
+/// With <see cref="FindingKinds.AttachmentType"/>: the true type id (<see cref="Engines.FileType.Id"/>, e.g. "pe",
+/// "script-js") of the attachment or of something inside it, so policy can match on it without parsing the reason.
+/// </param>
+public sealed record Finding(string Engine, string Kind, string Reason, double Score = 0, string? Subject = null, string? FileType = null);
 
 /// <summary>The kinds of finding policy rules can test.</summary>
 public static class FindingKinds
@@ -22,6 +26,9 @@ public static class FindingKinds
     public const string MacroDocument = "attachment-macro";
     public const string EncryptedArchive = "attachment-encrypted-archive";
     public const string NestedArchive = "attachment-nested-archive";
+
+    /// <summary>What an attachment, or a file inside an archive attachment, really is: given for every one looked at,
+    /// harmless or not, with the type id in <see cref="Finding.FileType"/>.</summary>
     public const string AttachmentType = "attachment-type";
 
     /// <summary>A password-protected Office document (OLE2 EncryptedPackage): like an encrypted archive, nothing in it can be inspected.</summary>
@@ -33,6 +40,23 @@ public static class FindingKinds
     public const string Url = "url";
     public const string DisplayNameImpersonation = "impersonation-display-name";
     public const string LookAlikeDomain = "impersonation-lookalike-domain";
+
+    /// <summary>SPF failed or soft-failed for the MAIL FROM (or HELO) identity; <see cref="Finding.Subject"/> says which ("spf=softfail").</summary>
+    public const string Spf = "authentication-spf";
+
+    /// <summary>A DKIM signature did not verify ("dkim=fail"); one finding per failing signature.</summary>
+    public const string Dkim = "authentication-dkim";
+
+    /// <summary>The From domain's DMARC check failed ("dmarc=fail"); the reason names the policy the domain asks for.</summary>
+    public const string Dmarc = "authentication-dmarc";
+
+    /// <summary>The incoming ARC chain is broken ("arc=fail").</summary>
+    public const string Arc = "authentication-arc";
+
+    /// <summary>
+    /// Not given to any finding: a rule naming it matches any of <see cref="Spf"/>, <see cref="Dkim"/>,
+    /// <see cref="Dmarc"/> and <see cref="Arc"/>, as it matched every authentication failure before they had kinds of their own.
+    /// </summary>
     public const string Authentication = "authentication";
 
     /// <summary>An engine could not scan (down, timed out, size limit): policy decides, by default defer.</summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Postern.Core;
 using Postern.Core.Policy;
 using Postern.Core.Scanning;
+using Postern.Core.Scanning.Engines;
 
 namespace Postern.Cli;
 
@@ -49,13 +50,17 @@ public static class PolicyCommands
         var words = new Option<string[]>("--body-word") { Description = "A word in the subject or body (repeatable; any matches)" };
         var size = new Option<long?>("--size-above") { Description = "Message size in bytes" };
         var attachment = new Option<string[]>("--attachment-name") { Description = "Attachment file name pattern, e.g. *.iso (repeatable)" };
+        var attachmentType = new Option<string[]>("--attachment-type")
+        {
+            Description = "True attachment type by content, also inside archives, e.g. pe,script-js (comma-separated or repeatable; any matches)",
+        };
         var finding = new Option<string[]>("--finding") { Description = "Finding kind, e.g. virus, spam, attachment-executable (repeatable; any matches)" };
         var score = new Option<double?>("--spam-score-at-least") { Description = "Spam score threshold" };
         var action = new Option<string>("--action") { Description = "deliver, tag, quarantine, reject or defer", Required = true };
         var subjectTag = new Option<string?>("--subject-tag") { Description = "With tag: text put before the subject" };
         var reply = new Option<string?>("--reply") { Description = "With reject or defer: the SMTP reply text" };
         var command = new Command("add", "Add or replace a policy rule")
-            { tenant, name, priority, direction, sender, recipient, header, words, size, attachment, finding, score, action, subjectTag, reply };
+            { tenant, name, priority, direction, sender, recipient, header, words, size, attachment, attachmentType, finding, score, action, subjectTag, reply };
         command.SetAction(cli.Run(result =>
         {
             var store = cli.Tenants(result);
@@ -86,6 +91,10 @@ public static class PolicyCommands
             var known = typeof(FindingKinds).GetFields().Select(f => (string)f.GetValue(null)!).ToHashSet();
             if (kinds.FirstOrDefault(k => !known.Contains(k)) is { } unknown)
                 throw new PosternException($"--finding '{unknown}' is not a finding kind ({string.Join(", ", known.Order())})");
+            var types = (result.GetValue(attachmentType) ?? []).SelectMany(t => t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+                .Select(t => t.ToLowerInvariant()).Distinct().ToArray();
+            if (types.FirstOrDefault(t => !FileTypeDetector.KnownIds.Contains(t)) is { } unknownType)
+                throw new PosternException($"--attachment-type '{unknownType}' is not a file type ({string.Join(", ", FileTypeDetector.KnownIds.Order())})");
             var rule = new PolicyRule
             {
                 Name = result.GetValue(name)!,
@@ -99,6 +108,7 @@ public static class PolicyCommands
                     BodyWords = NullIfEmpty(result.GetValue(words)),
                     SizeAbove = result.GetValue(size),
                     AttachmentName = NullIfEmpty(result.GetValue(attachment)),
+                    AttachmentType = NullIfEmpty(types),
                     Finding = NullIfEmpty(kinds),
                     SpamScoreAtLeast = result.GetValue(score),
                 },
@@ -156,6 +166,7 @@ public static class PolicyCommands
         if (when.BodyWords is { } w) parts.Add("words " + string.Join('|', w));
         if (when.SizeAbove is { } z) parts.Add($"size > {z}");
         if (when.AttachmentName is { } a) parts.Add("attachment " + string.Join('|', a));
+        if (when.AttachmentType is { } at) parts.Add("attachment type " + string.Join('|', at));
         if (when.Finding is { } f) parts.Add(string.Join('|', f));
         if (when.SpamScoreAtLeast is { } sc) parts.Add($"spam score ≥ {sc}");
         return parts.Count == 0 ? "always" : string.Join(", ", parts);

@@ -1,8 +1,10 @@
 using MimeKit;
 using Postern.Core.Policy;
 using Postern.Core.Scanning;
+using Postern.Core.Scanning.Engines;
 using Postern.Core.Spool;
 using Postern.Core.Tenants;
+using Postern.Core.Tests.Scanning;
 
 namespace Postern.Core.Tests.Policy;
 
@@ -18,7 +20,7 @@ public sealed class PolicyEvaluatorTests
     };
 
     private static ScanContext Context(RecipientRoute route = RecipientRoute.Tenant, string subject = "Quarterly report", string body = "Numbers attached.",
-        string? attachment = null, long size = 1000)
+        string? attachment = null, long size = 1000, string[]? recipients = null)
     {
         var message = new MimeMessage();
         message.From.Add(MailboxAddress.Parse("alice@fabrikam.test"));
@@ -36,7 +38,7 @@ public sealed class PolicyEvaluatorTests
                 ReceivedAt = DateTimeOffset.UtcNow,
                 TenantId = Contoso.Id,
                 MailFrom = "alice@fabrikam.test",
-                Recipients = [new EnvelopeRecipient("bob@contoso.test", route)],
+                Recipients = (recipients ?? ["bob@contoso.test"]).Select(r => new EnvelopeRecipient(r, route)).ToList(),
                 Client = "127.0.0.1",
             },
             Tenant = Contoso,
@@ -131,6 +133,99 @@ public sealed class PolicyEvaluatorTests
         Assert.Equal("default", Evaluate(Context(size: 1000), [], rule).Rule);
         var verdict = Evaluate(Context(size: 10_000), [], rule);
         Assert.Equal((VerdictAction.Reject, "Too big"), (verdict.Action, verdict.Reply!.Text));
+    }
+
+    [Fact]
+    public void A_recipient_condition_is_judged_per_recipient()
+    {
+        var rule = new PolicyRule
+        {
+            Name = "bob-tagged",
+            Priority = 5,
+            When = new RuleConditions { Recipient = ["bob@*"] },
+            Then = new RuleAction { Action = VerdictAction.Tag, SubjectTag = "[X]" },
+        };
+        var context = Context(recipients: ["alice@contoso.test", "BOB@contoso.test"]);
+        var evaluator = new PolicyEvaluator([rule]);
+
+        Assert.Equal("default", evaluator.Evaluate(context, [], context.Envelope.Recipients[0]).Rule);
+        var bob = evaluator.Evaluate(context, [], context.Envelope.Recipients[1]);
+        Assert.Equal(("bob-tagged", VerdictAction.Tag, "[X]"), (bob.Rule, bob.Action, bob.SubjectTag));
+    }
+
+    [Fact]
+    public void A_direction_outbound_rule_leaves_inbound_mail_alone()
+    {
+        var rule = new PolicyRule
+        {
+            Name = "no-big-outbound",
+            Priority = 5,
+            When = new RuleConditions { Direction = "outbound", SizeAbove = 5000 },
+            Then = new RuleAction { Action = VerdictAction.Reject, ReplyText = "Too big to send out" },
+        };
+
+        Assert.Equal("default", Evaluate(Context(RecipientRoute.Tenant, size: 10_000), [], rule).Rule);
+        Assert.Equal("default", Evaluate(Context(RecipientRoute.Mx, size: 1000), [], rule).Rule);
+        var outbound = Evaluate(Context(RecipientRoute.Mx, size: 10_000), [], rule);
+        Assert.Equal(("no-big-outbound", 550, "Too big to send out"), (outbound.Rule, outbound.Reply!.Code, outbound.Reply.Text));
+    }
+
+    private static readonly PolicyRule NoPrograms = new()
+    {
+        Name = "no-programs",
+        Priority = 5,
+        When = new RuleConditions { AttachmentType = ["pe", "script-js"] },
+        Then = new RuleAction { Action = VerdictAction.Reject },
+    };
+
+    [Fact]
+    public void An_attachment_type_condition_finds_a_program_inside_an_archive_by_its_content()
+    {
+        var findings = new AttachmentTypeEngine().InspectAttachment("documents.zip",
+            TestFiles.Zip(("docs/readme.txt", TestFiles.Text("hello")), ("docs/invoice.pdf", TestFiles.Pe())));
+
+        var verdict = Evaluate(Context(attachment: "documents.zip"), findings, NoPrograms);
+
+        Assert.Equal(("no-programs", VerdictAction.Reject), (verdict.Rule, verdict.Action));
+        Assert.Contains("documents.zip > docs/invoice.pdf", verdict.Reason);
+    }
+
+    [Fact]
+    public void An_attachment_type_condition_goes_by_content_not_by_name()
+    {
+        var findings = new AttachmentTypeEngine().InspectAttachment("setup.exe", TestFiles.Pdf());
+
+        Assert.Equal("default", Evaluate(Context(attachment: "setup.exe"), findings, NoPrograms).Rule);
+        var pdfOnly = NoPrograms with { Name = "pdfs", When = new RuleConditions { AttachmentType = ["PDF"] }, Then = new RuleAction { Action = VerdictAction.Tag } };
+        Assert.Equal("pdfs", Evaluate(Context(attachment: "setup.exe"), findings, pdfOnly).Rule);
+    }
+
+    [Fact]
+    public void A_script_named_as_text_matches_its_script_type()
+    {
+        var findings = new AttachmentTypeEngine().InspectAttachment("notes.txt", TestFiles.Text("var fs = new ActiveXObject(\"Scripting.FileSystemObject\");"));
+
+        Assert.Equal("no-programs", Evaluate(Context(attachment: "notes.txt"), findings, NoPrograms).Rule);
+    }
+
+    [Fact]
+    public void Authentication_kinds_tell_a_dmarc_failure_from_an_spf_softfail()
+    {
+        var dmarc = new Finding("authentication", FindingKinds.Dmarc, "DMARC fail for fabrikam.test (policy reject): no aligned pass", Subject: "dmarc=fail");
+        var softfail = new Finding("authentication", FindingKinds.Spf, "SPF softfail for fabrikam.test from 203.0.113.66", Subject: "spf=softfail");
+        var rejectDmarc = new PolicyRule
+        {
+            Name = "dmarc-fail",
+            Priority = 5,
+            When = new RuleConditions { Finding = [FindingKinds.Dmarc] },
+            Then = new RuleAction { Action = VerdictAction.Quarantine },
+        };
+        var anyFailure = rejectDmarc with { Name = "any-auth", When = new RuleConditions { Finding = [FindingKinds.Authentication] }, Then = new RuleAction { Action = VerdictAction.Tag } };
+
+        Assert.Equal("default", Evaluate(Context(), [softfail], rejectDmarc).Rule);
+        Assert.Equal("dmarc-fail", Evaluate(Context(), [softfail, dmarc], rejectDmarc).Rule);
+        Assert.Equal("any-auth", Evaluate(Context(), [softfail], anyFailure).Rule);
+        Assert.Equal("default", Evaluate(Context(), [softfail, dmarc]).Rule);
     }
 
     [Theory]

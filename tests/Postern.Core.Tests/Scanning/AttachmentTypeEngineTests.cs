@@ -157,8 +157,24 @@ public sealed class AttachmentTypeEngineTests
     {
         var findings = await ScanAsync(("scan.jpg", TestFiles.Zip(("scan.exe", TestFiles.Pe()))));
 
-        Assert.StartsWith("zip:", Single(findings, FindingKinds.AttachmentType).Reason);
+        Assert.Equal(["zip", "pe"], findings.Where(f => f.Kind == FindingKinds.AttachmentType).Select(f => f.FileType));
+        Assert.StartsWith("zip:", findings.First(f => f.Kind == FindingKinds.AttachmentType).Reason);
         Assert.Contains("scan.jpg > scan.exe", Single(findings, FindingKinds.Executable).Reason);
+    }
+
+    [Fact]
+    public async Task Gives_the_true_type_of_every_attachment_and_of_each_type_found_inside_archives()
+    {
+        var findings = await ScanAsync(
+            ("report.pdf", TestFiles.Pdf()),
+            ("bundle.zip", TestFiles.Zip(("a.txt", TestFiles.Text("a")), ("b.txt", TestFiles.Text("b")), ("run.js", TestFiles.Text("var x = 1;")),
+                ("inner.tar.gz", TestFiles.TarGz(("x/logo.png", TestFiles.Png()))))));
+
+        var types = findings.Where(f => f.Kind == FindingKinds.AttachmentType).ToList();
+        Assert.Equal([("report.pdf", "pdf"), ("bundle.zip", "zip"), ("bundle.zip", "text"), ("bundle.zip", "script-js"), ("bundle.zip", "gzip"),
+            ("bundle.zip", "tar"), ("bundle.zip", "png")], types.Select(f => (f.Subject!, f.FileType!)));
+        Assert.All(types, f => Assert.StartsWith(f.FileType + ": ", f.Reason));
+        Assert.Contains("bundle.zip > run.js", types.Single(f => f.FileType == "script-js").Reason);
     }
 
     [Fact]

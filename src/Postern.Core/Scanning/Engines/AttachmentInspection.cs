@@ -36,7 +36,16 @@ internal sealed class AttachmentInspection(AttachmentScanOptions options, string
     private long declared;
     private bool declaredReported;
 
+    private readonly HashSet<string> entryTypeIds = [];
+    private readonly List<(string Path, FileType Type)> entryTypes = [];
+
     public IReadOnlyList<Finding> Findings => findings;
+
+    /// <summary>
+    /// The true types of what was looked at inside the attachment (archive entries, unwrapped gzip/bzip2/xz content):
+    /// each type once, with the first path that had it, so a thousand text files cost one entry, not a thousand.
+    /// </summary>
+    public IReadOnlyList<(string Path, FileType Type)> EntryTypes => entryTypes;
 
     /// <summary>Inspects the attachment and returns its (refined) true type.</summary>
     public FileType Run(ReadOnlyMemory<byte> content, bool complete)
@@ -61,6 +70,8 @@ internal sealed class AttachmentInspection(AttachmentScanOptions options, string
             type = complete ? InspectCompoundFile(data, path) : type;
         else if (type == FileType.Zip && complete)
             type = ClassifyZip(data, path, name) ?? type;
+        if (path != attachment && entryTypeIds.Add(type.Id))
+            entryTypes.Add((path, type));
 
         switch (type.Category)
         {

@@ -12,8 +12,10 @@ namespace Postern.Core.Scanning.Engines;
 /// <remarks>
 /// Every finding's <see cref="Finding.Subject"/> is the attachment's file name as the recipient sees
 /// it, so rules and administrators can tell which attachment it was; the reason names the entry
-/// inside an archive ("report.zip &gt; docs/invoice.exe"). Each attachment also gets one
-/// <see cref="FindingKinds.AttachmentType"/> finding whose reason starts with its true type id.
+/// inside an archive ("report.zip &gt; docs/invoice.exe"). Each attachment, harmless or not, also gets a
+/// <see cref="FindingKinds.AttachmentType"/> finding with its true type id in <see cref="Finding.FileType"/> (and at the
+/// start of the reason), followed by one for each further type found inside it, so that policy can match on
+/// true types ("pe", "script-js", "pdf") wherever they are hidden.
 /// </remarks>
 public sealed class AttachmentTypeEngine(AttachmentScanOptions options) : IScanEngine
 {
@@ -65,10 +67,13 @@ public sealed class AttachmentTypeEngine(AttachmentScanOptions options) : IScanE
             reason += $", named .{extension}";
         if (declaredMimeType is not null)
             reason += $" (declared {declaredMimeType})";
-        var findings = new List<Finding>(inspection.Findings.Count + 1)
+        var findings = new List<Finding>(inspection.Findings.Count + inspection.EntryTypes.Count + 1)
         {
-            new(EngineName, FindingKinds.AttachmentType, reason, Subject: fileName),
+            new(EngineName, FindingKinds.AttachmentType, reason, Subject: fileName, FileType: type.Id),
         };
+        foreach (var (path, entryType) in inspection.EntryTypes)
+            findings.Add(new Finding(EngineName, FindingKinds.AttachmentType, $"{entryType.Id}: '{fileName}' holds {path}: {Article(entryType.Description)}",
+                Subject: fileName, FileType: entryType.Id));
         findings.AddRange(inspection.Findings);
         return findings;
     }

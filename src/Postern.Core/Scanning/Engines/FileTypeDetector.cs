@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
+using System.Collections.Frozen;
+using System.Reflection;
 using System.Text;
 
 namespace Postern.Core.Scanning.Engines;
@@ -88,6 +90,21 @@ public static class FileTypeDetector
     /// <summary>What makes text an image or a page worth a closer look, in one pass.</summary>
     private static readonly SearchValues<string> AnyMarkupMarker =
         SearchValues.Create(["<svg", "<html", "<!doctype html"], StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Ids of the script types the text sniffer builds from content alone, with no extension or marker table behind them.</summary>
+    private const string EncodedScriptId = "script-encoded", UnixScriptId = "script-shell", SvgScriptId = "script-svg", HtmlSmugglingId = "script-html";
+
+    private static FrozenSet<string>? knownIds;
+
+    /// <summary>
+    /// Every type id detection can give (<see cref="FileType.Id"/>), for validating what a policy rule names:
+    /// a misspelt id would otherwise be a condition that silently never matches.
+    /// </summary>
+    public static IReadOnlySet<string> KnownIds => knownIds ??= typeof(FileType).GetFields(BindingFlags.Public | BindingFlags.Static)
+        .Where(f => f.FieldType == typeof(FileType)).Select(f => ((FileType)f.GetValue(null)!).Id)
+        .Concat(ScriptExtensions.Values.Select(v => v.Id)).Concat(ScriptMarkers.Select(m => m.Id))
+        .Concat([EncodedScriptId, UnixScriptId, SvgScriptId, HtmlSmugglingId])
+        .ToFrozenSet(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>
     /// The true type of content that starts with <paramref name="head"/> (at least the first
@@ -207,7 +224,7 @@ public static class FileTypeDetector
             return FileType.Media;
         // Windows Script Encoder output (.vbe/.jse): text, but recognised by its own header.
         if (b.StartsWith("#@~^"u8))
-            return new FileType("script-encoded", "encoded Windows script (#@~^)", FileCategory.Script, "vbe jse");
+            return new FileType(EncodedScriptId, "encoded Windows script (#@~^)", FileCategory.Script, "vbe jse");
         return null;
     }
 
@@ -294,7 +311,7 @@ public static class FileTypeDetector
         }
         var trimmed = text.AsSpan().TrimStart();
         if (trimmed.StartsWith("#!") && trimmed.Length > 3 && trimmed[2] is '/' or ' ')
-            return new FileType("script-shell", "Unix script (#!)", FileCategory.Script, "sh bash command py pl rb");
+            return new FileType(UnixScriptId, "Unix script (#!)", FileCategory.Script, "sh bash command py pl rb");
 
         if (extension is not null && ScriptExtensions.TryGetValue(extension, out var script))
             return new FileType(script.Id, script.Description, FileCategory.Script, ExtensionsOf(script.Id));
@@ -309,7 +326,7 @@ public static class FileTypeDetector
                 text.Contains("javascript:", StringComparison.OrdinalIgnoreCase);
             // An image has no business running code; an HTML page does, so only the smuggling idioms count there.
             if (hasScript && (isSvg || HtmlSmugglingMarkers.Any(m => text.Contains(m, StringComparison.OrdinalIgnoreCase))))
-                return new FileType(isSvg ? "script-svg" : "script-html", isSvg ? "SVG image with script" : "HTML with script that builds a file or redirects (HTML smuggling)",
+                return new FileType(isSvg ? SvgScriptId : HtmlSmugglingId, isSvg ? "SVG image with script" : "HTML with script that builds a file or redirects (HTML smuggling)",
                     FileCategory.Script, isSvg ? "svg" : "htm html");
             return isSvg ? FileType.Svg : FileType.Html;
         }
