@@ -115,6 +115,52 @@ public sealed class CliTests(ITestOutputHelper output) : EndToEndTest(output)
             TimeSpan.FromSeconds(20), "the queue to empty", Diagnostics);
     }
 
+    [Fact]
+    public async Task Dkim_show_prints_the_txt_record_and_both_halves_of_the_cname_delegation_to_the_configured_zone()
+    {
+        await Postern.CreateTenantAsync("contoso", "contoso.test", "127.0.0.1:25");
+        var config = Directory.PathOf("postern.json");
+        await File.WriteAllTextAsync(config, """
+            { "Postern": { "ProductDomain": "relay.operator.test", "Signing": { "DkimDelegationZone": "keys.operator.test" } } }
+            """);
+
+        var rotate = (await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test", "--config", config)).EnsureSuccess();
+        var made = Assert.Single(DkimShow.Parse(rotate.StdOut));
+        var show = (await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test", "--config", config)).EnsureSuccess();
+        var key = Assert.Single(DkimShow.Parse(show.StdOut));
+        Assert.Equal(made, key);
+
+        var name = $"{key.Selector}._domainkey.contoso.test";
+        Assert.Equal("active", key.State);
+        Assert.Equal(name, key.TenantTxt.Name);
+        Assert.StartsWith("v=DKIM1; k=rsa; p=", key.TenantTxt.Value);
+        // The tenant points its selector into the configured zone; the operator serves the same key there.
+        Assert.Equal((name, $"{name}.keys.operator.test"), key.TenantCname);
+        Assert.Equal((key.TenantCname.Target, key.TenantTxt.Value), key.OperatorTxt);
+
+        // --delegation-zone wins over the file; without a file the POSTERN__ variables serve reads apply; else the default.
+        var overridden = (await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test", "--config", config, "--delegation-zone", "other.operator.test.")).EnsureSuccess();
+        Assert.Equal($"{name}.other.operator.test", Assert.Single(DkimShow.Parse(overridden.StdOut)).TenantCname.Target);
+        Postern.Environment["Postern__Signing__DkimDelegationZone"] = "env.operator.test";
+        var fromEnvironment = (await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test")).EnsureSuccess();
+        Assert.Equal($"{name}.env.operator.test", Assert.Single(DkimShow.Parse(fromEnvironment.StdOut)).OperatorTxt.Name);
+        Postern.Environment.Remove("Postern__Signing__DkimDelegationZone");
+        var byDefault = (await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test")).EnsureSuccess();
+        Assert.Equal($"{name}.dkim.postern.example", Assert.Single(DkimShow.Parse(byDefault.StdOut)).TenantCname.Target);
+    }
+
+    [Fact]
+    public async Task Dkim_show_with_a_bad_configured_delegation_zone_fails_with_one_line_naming_the_setting()
+    {
+        await Postern.CreateTenantAsync("contoso", "contoso.test", "127.0.0.1:25");
+        (await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test")).EnsureSuccess();
+        var config = Directory.PathOf("postern.json");
+        await File.WriteAllTextAsync(config, """{ "Postern": { "Signing": { "DkimDelegationZone": "not a zone" } } }""");
+
+        var result = await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test", "--config", config);
+        AssertOneErrorLineNaming("Postern:Signing:DkimDelegationZone 'not a zone'", result);
+    }
+
     private static void AssertOneErrorLineNaming(string value, CommandResult result)
     {
         Assert.True(result.ExitCode != 0, result.ToString());

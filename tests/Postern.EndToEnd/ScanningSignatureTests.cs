@@ -77,6 +77,51 @@ public sealed class ScanningSignatureTests(ITestOutputHelper output) : EndToEndT
         Assert.True(failed.Verdict == "fail", $"a tampered message must fail DKIM verification: {failed}");
     }
 
+    [Fact]
+    public async Task After_a_second_rotation_outbound_mail_is_signed_with_the_newest_selector_and_the_first_is_listed_retired()
+    {
+        var relay = await StartRelayAsync();
+        var first = await RotateAsync();
+        var second = await RotateAsync();
+        Assert.NotEqual(first.Selector, second.Selector);
+        Assert.NotEqual(first.TenantTxt.Value, second.TenantTxt.Value);
+
+        // show reads the configuration file the server runs with; active first, then the retired key, each with its records.
+        var show = (await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test", "--config", Postern.ConfigPath!)).EnsureSuccess();
+        var listed = DkimShow.Parse(show.StdOut);
+        Assert.Equal([(second.Selector, "active"), (first.Selector, "retired")], listed.Select(k => (k.Selector, k.State)));
+        Assert.Equal(second, listed[0]);
+        Assert.Equal(first with { State = "retired" }, listed[1]);
+
+        var message = ScanSamples.TextMessage(relay.Contoso.KeyHeader, "ceo@contoso.test", "partner@external.test", "signed after two rotations",
+            "Dear partner,\n\nthe new contract terms follow.\n\nRegards\n");
+        var sent = await SmtpSubmission.SendAsync(relay.PlainPort, "ceo@contoso.test", ["partner@external.test"], message);
+        Assert.True(sent.QueueId is not null, sent.ToString());
+        var delivered = Assert.Single(await relay.Sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
+        var signature = delivered.Mail.Header("DKIM-Signature");
+        Assert.True(signature is not null, delivered.Mail.HeaderSection);
+        Assert.Contains($"s={second.Selector};", signature.Replace(" ", ""));
+
+        // It verifies against the newest key only: the retired key's record does not validate it.
+        var raw = SinkContent.ReadMessageCrlf(delivered);
+        var newest = await PythonDkim.VerifyDkimAsync(Directory, raw, new Dictionary<string, string> { [second.TenantTxt.Name] = second.TenantTxt.Value });
+        Assert.True(newest.Verdict == "pass", $"python3-dkim verify with the newest key: {newest}\n{Encoding.UTF8.GetString(raw)}");
+        var retired = await PythonDkim.VerifyDkimAsync(Directory, raw, new Dictionary<string, string> { [second.TenantTxt.Name] = first.TenantTxt.Value });
+        Assert.True(retired.Verdict == "fail", $"the retired key must not verify mail signed after the rotation: {retired}");
+    }
+
+    /// <summary>`dkim rotate`, then waits until the running server has reloaded, so the next message uses the new key.</summary>
+    private async Task<DkimShowKey> RotateAsync()
+    {
+        var reloads = Postern.ReadLog().Occurrences("Configuration reloaded");
+        var rotate = (await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test")).EnsureSuccess();
+        await Poll.UntilAsync(() => Postern.ReadLog().Occurrences("Configuration reloaded") > reloads, TimeSpan.FromSeconds(15),
+            "the server to reload after dkim rotate", Diagnostics);
+        var key = Assert.Single(DkimShow.Parse(rotate.StdOut));
+        Assert.Equal("active", key.State);
+        return key;
+    }
+
     private static byte[] Tamper(byte[] message, string from, string to)
     {
         var text = Encoding.Latin1.GetString(message);

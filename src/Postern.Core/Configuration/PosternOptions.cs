@@ -83,6 +83,9 @@ public sealed class PosternOptions
         }
         if (MaxReceivedHeaders < 1)
             yield return $"Postern:MaxReceivedHeaders '{MaxReceivedHeaders}' must be at least 1";
+        // Tenants publish CNAMEs into this zone; a typo would have them point at a name nobody serves.
+        if (Signing.DkimDelegationZone.Length > 0 && Tenants.DomainName.Normalize(Signing.DkimDelegationZone.TrimEnd('.')) is null)
+            yield return $"Postern:Signing:DkimDelegationZone '{Signing.DkimDelegationZone}' is not a domain name";
         foreach (var problem in Scanning.Validate())
             yield return problem;
     }
@@ -173,5 +176,5 @@ public sealed class SigningOptions
 
     public string ResolveArcDomain(string productDomain) => ArcDomain.Length > 0 ? ArcDomain : "arc." + productDomain;
 
-    public string ResolveDelegationZone(string productDomain) => DkimDelegationZone.Length > 0 ? DkimDelegationZone : "dkim." + productDomain;
+    public string ResolveDelegationZone(string productDomain) => DkimDelegationZone.Length > 0 ? DkimDelegationZone.TrimEnd('.') : "dkim." + productDomain;
 }

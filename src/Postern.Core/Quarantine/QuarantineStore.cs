@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text.Json;
 using Microsoft.Data.Sqlite;
@@ -11,6 +12,15 @@ public sealed record QuarantineEntry(
     string Id, Guid TenantId, Envelope Envelope, long Size, DateTimeOffset QuarantinedAt, string Rule, string Reason,
     string State, DateTimeOffset StateChangedAt, string? ReleasedAs);
 
+/// <summary>A `postern quarantine release` waiting for the server; it is deleted only once the server has acted on it.</summary>
+public sealed record ReleaseRequest(long Id, string QuarantineId);
+
+/// <summary>
+/// A release a dead process left half done, and how start-up settled it: <paramref name="Finished"/> when its copy
+/// (<paramref name="ReleasedAs"/>) was already in the spool, so the entry is now released; otherwise it is held again.
+/// </summary>
+public sealed record InterruptedRelease(QuarantineEntry Entry, string? ReleasedAs, bool Finished);
+
 public static class QuarantineStates
 {
     public const string Held = "held";
@@ -22,7 +32,9 @@ public static class QuarantineStates
 /// <summary>
 /// Quarantined messages: kept whole as files under the data directory (fsynced before the client
 /// gets its 250), indexed in the database. Release is claimed with one conditional UPDATE, so two
-/// release requests at the same time send the message on exactly once.
+/// release requests at the same time send the message on exactly once. The claim records the queue id
+/// the released copy will be spooled under, so after a crash the spool alone tells whether the release
+/// got as far as the spool (<see cref="RecoverInterruptedReleases"/>).
 /// </summary>
 public sealed class QuarantineStore
 {
@@ -100,16 +112,64 @@ public sealed class QuarantineStore
         return File.Exists(path) ? File.OpenRead(path) : throw new PosternException($"the content of quarantined message '{id}' is gone");
     }
 
-    /// <summary>Claims a held message for release. Only one caller ever gets true for a given message.</summary>
-    public bool TryClaimRelease(string id) => ChangeState(id, QuarantineStates.Held, QuarantineStates.Releasing, null);
+    /// <summary>
+    /// Claims a held message for release and records <paramref name="releaseAs"/>, the queue id its copy must be
+    /// spooled under, before anything is spooled. Only one caller ever gets true for a given message.
+    /// </summary>
+    public bool TryClaimRelease(string id, [NotNullWhen(true)] out string? releaseAs)
+    {
+        var candidate = QueueId.New();
+        releaseAs = ChangeState(id, QuarantineStates.Held, QuarantineStates.Releasing, candidate) ? candidate : null;
+        return releaseAs is not null;
+    }
 
-    /// <summary>Gives a claim back (the release failed before anything was sent on).</summary>
-    public void ReturnClaim(string id) => ChangeState(id, QuarantineStates.Releasing, QuarantineStates.Held, null);
+    /// <summary>Gives a claim back: only when nothing was handed to the spool, or the message could be sent on twice.</summary>
+    public void ReturnClaim(string id)
+    {
+        using var connection = _database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE quarantine SET state = $held, state_changed_at = $at, released_as = NULL WHERE id = $id AND state = $releasing";
+        command.Parameters.AddWithValue("$id", id);
+        command.Parameters.AddWithValue("$held", QuarantineStates.Held);
+        command.Parameters.AddWithValue("$releasing", QuarantineStates.Releasing);
+        command.Parameters.AddWithValue("$at", TenantStore.Format(DateTimeOffset.UtcNow));
+        command.ExecuteNonQuery();
+    }
 
+    /// <summary>Records that the copy <paramref name="newQueueId"/> is safe in the spool, and removes the quarantined file.</summary>
     public void MarkReleased(string id, string newQueueId)
     {
-        ChangeState(id, QuarantineStates.Releasing, QuarantineStates.Released, newQueueId);
-        File.Delete(PathOf(id));
+        if (ChangeState(id, QuarantineStates.Releasing, QuarantineStates.Released, newQueueId))
+            File.Delete(PathOf(id));
+    }
+
+    /// <summary>
+    /// Settles the releases a crashed process left "releasing": finished when the copy the claim recorded is in
+    /// <paramref name="spooledQueueIds"/> (the spool just recovered it, so it will be delivered: never a second copy),
+    /// otherwise held again (the copy never reached the spool: nothing is lost, it can be released again). Also
+    /// removes files a crash left behind: of released or deleted entries, and of holds never indexed (the client got
+    /// no 250 for those and sends the message again).
+    /// </summary>
+    /// <remarks>
+    /// Call once at start, after the spool is recovered and before delivery or release starts: one node owns a data
+    /// directory and its spool, so at that moment every "releasing" entry was left by a process that is gone.
+    /// A copy is only handed to delivery after <see cref="MarkReleased"/>, so a copy still "releasing" cannot have
+    /// been delivered and left the spool.
+    /// </remarks>
+    public IReadOnlyList<InterruptedRelease> RecoverInterruptedReleases(IReadOnlySet<string> spooledQueueIds)
+    {
+        var settled = new List<InterruptedRelease>();
+        foreach (var entry in InState(QuarantineStates.Releasing))
+        {
+            var finished = entry.ReleasedAs is { } copy && spooledQueueIds.Contains(copy);
+            if (finished)
+                MarkReleased(entry.Id, entry.ReleasedAs!);
+            else
+                ReturnClaim(entry.Id);
+            settled.Add(new InterruptedRelease(entry, entry.ReleasedAs, finished));
+        }
+        RemoveLeftoverFiles();
+        return settled;
     }
 
     /// <summary>Deletes a held message for good.</summary>
@@ -134,28 +194,57 @@ public sealed class QuarantineStore
         command.ExecuteNonQuery();
     }
 
-    /// <summary>Takes the pending release requests (each is handed out once).</summary>
-    public IReadOnlyList<string> TakeReleaseRequests()
+    /// <summary>
+    /// The release requests not yet acted on, oldest first. They stay until <see cref="CompleteReleaseRequest"/>, so a
+    /// request a crash interrupted is seen again by the next start instead of being lost.
+    /// </summary>
+    public IReadOnlyList<ReleaseRequest> PendingReleaseRequests()
     {
         using var connection = _database.Open();
-        using var tx = connection.BeginTransaction(deferred: false);
-        var ids = new List<string>();
-        using (var read = connection.CreateCommand())
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT id, quarantine_id FROM quarantine_requests ORDER BY id";
+        var requests = new List<ReleaseRequest>();
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+            requests.Add(new ReleaseRequest(reader.GetInt64(0), reader.GetString(1)));
+        return requests;
+    }
+
+    /// <summary>Forgets a release request once it has been acted on (released, refused as not held, or failed and held again).</summary>
+    public void CompleteReleaseRequest(long requestId)
+    {
+        using var connection = _database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM quarantine_requests WHERE id = $id";
+        command.Parameters.AddWithValue("$id", requestId);
+        command.ExecuteNonQuery();
+    }
+
+    private List<QuarantineEntry> InState(string state)
+    {
+        using var connection = _database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT * FROM quarantine WHERE state = $state";
+        command.Parameters.AddWithValue("$state", state);
+        return Read(command);
+    }
+
+    private void RemoveLeftoverFiles()
+    {
+        if (!Directory.Exists(_directory))
+            return;
+        using var connection = _database.Open();
+        foreach (var path in Directory.GetFiles(_directory, "*.eml"))
         {
-            read.Transaction = tx;
-            read.CommandText = "SELECT quarantine_id FROM quarantine_requests ORDER BY id";
-            using var reader = read.ExecuteReader();
-            while (reader.Read())
-                ids.Add(reader.GetString(0));
+            var id = Path.GetFileNameWithoutExtension(path);
+            if (!QueueId.IsValid(id))
+                continue;
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT state FROM quarantine WHERE id = $id";
+            command.Parameters.AddWithValue("$id", id);
+            if (command.ExecuteScalar() is not string state || state is QuarantineStates.Released or QuarantineStates.Deleted)
+                File.Delete(path);
         }
-        using (var delete = connection.CreateCommand())
-        {
-            delete.Transaction = tx;
-            delete.CommandText = "DELETE FROM quarantine_requests";
-            delete.ExecuteNonQuery();
-        }
-        tx.Commit();
-        return ids;
     }
 
     private bool ChangeState(string id, string from, string to, string? releasedAs)

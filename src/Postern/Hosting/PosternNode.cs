@@ -57,9 +57,12 @@ public sealed class PosternNode : IAsyncDisposable
         routing.Reloaded += _ => signer.ReloadKeys();
         _scheduler = new DeliveryScheduler(_options, _spool, _agent, new MxResolver(_options.Dns), routing, certificates, _trace,
             _loggerFactory.CreateLogger<DeliveryScheduler>(), signer);
+        var quarantine = new Core.Quarantine.QuarantineStore(_database, _options.DataDir);
+        var releases = new QuarantineReleaseWatcher(quarantine, _spool, _scheduler, _trace, _loggerFactory.CreateLogger<QuarantineReleaseWatcher>());
+        // Before delivery starts: a release a crash interrupted is settled by whether its copy is among the recovered.
+        releases.RecoverInterruptedReleases(recovered);
         _scheduler.Start(recovered);
 
-        var quarantine = new Core.Quarantine.QuarantineStore(_database, _options.DataDir);
         var handler = new RelayTransactionHandler(_options, routing, _spool, _scheduler, CreateScanner(dns, signer.AuthservId), quarantine, _trace,
             _loggerFactory.CreateLogger<RelayTransactionHandler>());
         var listeners = _options.Listeners.Select(l => new SmtpListenerOptions
@@ -86,8 +89,7 @@ public sealed class PosternNode : IAsyncDisposable
         _background.Add(routing.WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
         _background.Add(new QueueRequestWatcher(_database, _scheduler, _loggerFactory.CreateLogger<QueueRequestWatcher>())
             .WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
-        _background.Add(new QuarantineReleaseWatcher(quarantine, _spool, _scheduler, _trace, _loggerFactory.CreateLogger<QuarantineReleaseWatcher>())
-            .WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
+        _background.Add(releases.WatchAsync(TimeSpan.FromMilliseconds(500), _stopping.Token));
         for (var i = 0; i < listeners.Length; i++)
             _logger.LogInformation("Listening on {EndPoint} ({Listener}{Tls}{Handoff})", _server.BoundEndPoints[i], listeners[i].Name,
                 listeners[i].RequireTls ? ", STARTTLS required" : "", listeners[i].Handoff ? ", handoff" : "");

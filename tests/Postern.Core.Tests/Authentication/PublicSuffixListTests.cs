@@ -45,7 +45,34 @@ public sealed partial class PublicSuffixListTests
     }
 
     [Fact]
-    public void The_embedded_list_is_the_full_list_with_its_license_notice()
+    public void The_embedded_list_is_byte_for_byte_the_shared_conformance_copy()
+    {
+        // The same commit as test_psl.txt, so the cases above test the list Postern actually ships.
+        var upstream = File.ReadAllText(ConformanceData.PathOf("publicsuffix-list", "public_suffix_list.dat"));
+        var embedded = PublicSuffixList.EmbeddedText();
+        var common = Math.Min(upstream.Length, embedded.Length);
+        var first = Enumerable.Range(0, common).FirstOrDefault(i => upstream[i] != embedded[i], upstream.Length == embedded.Length ? -1 : common);
+        Assert.True(first < 0, $"embedded list ({embedded.Length} characters) differs from upstream ({upstream.Length}) at character {first}: " +
+            $"…{embedded[Math.Max(0, first - 40)..Math.Min(embedded.Length, first + 40)]}…");
+        Assert.Equal(PublicSuffixList.Parse(upstream).Count, PublicSuffixList.Default.Count);
+    }
+
+    [Fact]
+    public void The_embedded_list_keeps_its_MPL_licence_notice()
+    {
+        // MPL-2.0 §3.3/Exhibit A: the notice must travel with the file; it is the list's first three lines.
+        var lines = PublicSuffixList.EmbeddedText().Split('\n');
+        Assert.Equal(
+            [
+                "// This Source Code Form is subject to the terms of the Mozilla Public",
+                "// License, v. 2.0. If a copy of the MPL was not distributed with this",
+                "// file, You can obtain one at https://mozilla.org/MPL/2.0/.",
+            ],
+            lines[..3]);
+    }
+
+    [Fact]
+    public void The_embedded_list_is_the_full_list()
     {
         Assert.True(PublicSuffixList.Default.Count > 9000);
         Assert.True(PublicSuffixList.Default.IsPublicSuffix("co.uk"));

@@ -10,10 +10,7 @@ namespace Postern.Core.Authentication;
 /// </summary>
 public sealed class PublicSuffixList
 {
-    private static readonly Lazy<PublicSuffixList> Embedded = new(() =>
-        Parse(new ResourceManager("Postern.Core.Authentication.Dmarc.PublicSuffixListData", typeof(PublicSuffixList).Assembly)
-            .GetString("List", CultureInfo.InvariantCulture)
-            ?? throw new InvalidOperationException("The embedded Public Suffix List is missing from Postern.Core.")));
+    private static readonly Lazy<PublicSuffixList> Embedded = new(() => Parse(EmbeddedText()));
 
     private readonly HashSet<string> _rules;
     private readonly HashSet<string> _wildcards;
@@ -28,6 +25,12 @@ public sealed class PublicSuffixList
 
     /// <summary>The list Postern ships with.</summary>
     public static PublicSuffixList Default => Embedded.Value;
+
+    /// <summary>The list file exactly as embedded (its licence notice included), so tests can compare it with upstream's.</summary>
+    internal static string EmbeddedText() =>
+        new ResourceManager("Postern.Core.Authentication.Dmarc.PublicSuffixListData", typeof(PublicSuffixList).Assembly)
+            .GetString("List", CultureInfo.InvariantCulture)
+        ?? throw new InvalidOperationException("The embedded Public Suffix List is missing from Postern.Core.");
 
     /// <summary>Number of rules, for diagnostics.</summary>
     public int Count => _rules.Count + _wildcards.Count + _exceptions.Count;
