@@ -68,8 +68,10 @@ from dnslib import RR, QTYPE, RCODE
 from dnslib.server import DNSServer, BaseResolver, DNSLogger
 port, zonefile = int(sys.argv[1]), sys.argv[2]
 RRS = RR.fromZone(open(zonefile).read())
+queries = [0]
 class Zone(BaseResolver):
     def resolve(self, request, handler):
+        queries[0] += 1
         reply, q = request.reply(), request.q
         rrs = [rr for rr in RRS if rr.rname == q.qname] or \
               [RR(q.qname, rr.rtype, rr.rclass, rr.ttl, rr.rdata) for rr in RRS if str(rr.rname) == "*."]
@@ -84,10 +86,21 @@ for s in servers:
     s.start_thread()
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())
+# SIGUSR1: print how many questions were answered so far (the relay runs report their DNS load with it).
+signal.signal(signal.SIGUSR1, lambda *_: print("queries=%d" % queries[0], flush=True))
 stop.wait()
 PY
 /usr/bin/python3 "$bench_dir/dns.py" "$dns_port" "$bench_dir/zone.txt" >"$bench_dir/dns.log" 2>&1 &
-started_pids+=($!)
+dns_pid=$!
+started_pids+=("$dns_pid")
+# dns_queries: questions the DNS server has answered so far.
+dns_queries() {
+    local before
+    before=$(grep -c '^queries=' "$bench_dir/dns.log")
+    kill -USR1 "$dns_pid"
+    for _ in $(seq 50); do [ "$(grep -c '^queries=' "$bench_dir/dns.log")" -gt "$before" ] && break; sleep 0.1; done
+    grep '^queries=' "$bench_dir/dns.log" | tail -1 | cut -d= -f2
+}
 wait_port "$dns_port" 15 "DNS server"
 export Postern__Dns__Servers__0="127.0.0.1:$dns_port"
 
@@ -108,6 +121,7 @@ relay_run() {
     per_file=$(( messages / ${#run_files[@]} ))
     n=$(( per_file * ${#run_files[@]} ))
     log "$name (scanning=$scanning, sealing=$seal): $n messages, ${#run_files[@]} corpus files × $per_file, $per_file_sessions sessions each"
+    dns_start=$(dns_queries)
     cpu_start=$(cpu_ticks "$postern_pid")
     start=$(now)
     i=0
@@ -135,7 +149,7 @@ relay_run() {
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
     rate=$(awk -v n="$n" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / (e - s) }')
     cpu=$(awk -v n="$n" -v a="$cpu_start" -v b="$(cpu_ticks "$postern_pid")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) * 1000 / hz / n }')
-    log "$name: $n messages at the sink $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s after the first connection: $rate msg/s, Postern CPU $cpu ms per message"
+    log "$name: $n messages at the sink $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s after the first connection: $rate msg/s, Postern CPU $cpu ms per message, $(( $(dns_queries) - dns_start )) DNS questions"
     # The verdicts the scanning run gave, from Postern's own log (one "accepted … verdict …" line per message).
     if [ "$scanning" = true ]; then
         grep -o 'verdict [a-z]*\( (rule [a-z-]*)\)\?' "$dir/postern.log" | sort | uniq -c | sed 's/^/    /' >&2
