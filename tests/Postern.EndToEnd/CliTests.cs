@@ -131,7 +131,7 @@ public sealed class CliTests(ITestOutputHelper output) : EndToEndTest(output)
         Assert.Equal(made, key);
 
         var name = $"{key.Selector}._domainkey.contoso.test";
-        Assert.Equal("active", key.State);
+        Assert.Equal("pending", key.State);
         Assert.Equal(name, key.TenantTxt.Name);
         Assert.StartsWith("v=DKIM1; k=rsa; p=", key.TenantTxt.Value);
         // The tenant points its selector into the configured zone; the operator serves the same key there.
@@ -159,6 +159,46 @@ public sealed class CliTests(ITestOutputHelper output) : EndToEndTest(output)
 
         var result = await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test", "--config", config);
         AssertOneErrorLineNaming("Postern:Signing:DkimDelegationZone 'not a zone'", result);
+    }
+
+    [Fact]
+    public async Task Dkim_rotate_switch_with_no_pending_key_fails_with_one_line_naming_the_domain()
+    {
+        await Postern.CreateTenantAsync("contoso", "contoso.test", "127.0.0.1:25");
+        AssertOneErrorLineNaming("'contoso.test' has no pending DKIM key", await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test", "--switch"));
+
+        (await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test")).EnsureSuccess();
+        (await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test", "--switch")).EnsureSuccess();
+        // The pending key was used up by the first switch.
+        AssertOneErrorLineNaming("'contoso.test' has no pending DKIM key", await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test", "--switch"));
+    }
+
+    [Fact]
+    public async Task Dkim_rotate_while_a_key_is_pending_fails_with_one_line_naming_the_pending_selector()
+    {
+        await Postern.CreateTenantAsync("contoso", "contoso.test", "127.0.0.1:25");
+        var pending = Assert.Single(DkimShow.Parse((await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test")).EnsureSuccess().StdOut));
+
+        AssertOneErrorLineNaming($"'contoso.test' already has a pending DKIM key (selector {pending.Selector})",
+            await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test"));
+        Assert.Equal([pending], DkimShow.Parse((await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test")).EnsureSuccess().StdOut));
+    }
+
+    [Fact]
+    public async Task Dkim_show_lists_the_active_key_then_the_pending_one_then_the_retired_ones_newest_first()
+    {
+        await Postern.CreateTenantAsync("contoso", "contoso.test", "127.0.0.1:25");
+        var made = new List<string>();
+        for (var i = 0; i < 3; i++)
+        {
+            made.Add(Assert.Single(DkimShow.Parse((await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test")).EnsureSuccess().StdOut)).Selector);
+            (await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test", "--switch")).EnsureSuccess();
+        }
+        made.Add(Assert.Single(DkimShow.Parse((await Postern.RunCliAsync("dkim", "rotate", "contoso", "contoso.test")).EnsureSuccess().StdOut)).Selector);
+
+        var show = (await Postern.RunCliAsync("dkim", "show", "contoso", "contoso.test")).EnsureSuccess();
+        Assert.Equal([(made[2], "active"), (made[3], "pending"), (made[1], "retired"), (made[0], "retired")],
+            DkimShow.Parse(show.StdOut).Select(k => (k.Selector, k.State)));
     }
 
     private static void AssertOneErrorLineNaming(string value, CommandResult result)

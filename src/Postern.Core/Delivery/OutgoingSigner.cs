@@ -34,7 +34,7 @@ public sealed class OutgoingSigner
     /// <summary>The authserv-id of the Authentication-Results Postern writes (and trusts only from itself).</summary>
     public string AuthservId { get; }
 
-    /// <summary>Re-reads the DKIM keys (after `postern dkim rotate`).</summary>
+    /// <summary>Re-reads the DKIM keys (after `postern dkim rotate --switch`); only the active key of each domain signs, never a pending one.</summary>
     public void ReloadKeys() =>
         _activeKeys = _keys.List().Where(k => k.Active).ToDictionary(k => k.Domain, StringComparer.Ordinal);
 

@@ -10,7 +10,7 @@ namespace Postern.Core.Storage;
 public sealed class PosternDatabase
 {
     /// <summary>Each entry upgrades the schema by one version; never edit one that has shipped, add a new one.</summary>
-    private static readonly string[] Migrations = [SchemaV1, SchemaV2, SchemaV3];
+    private static readonly string[] Migrations = [SchemaV1, SchemaV2, SchemaV3, SchemaV4];
 
     private readonly string _connectionString;
 
@@ -165,5 +165,10 @@ public sealed class PosternDatabase
             created_at TEXT NOT NULL,
             active INTEGER NOT NULL,
             PRIMARY KEY (domain, selector));
+        """;
+
+    /// <summary>A key published but not yet signing (`dkim rotate` before `--switch`): neither active nor retired.</summary>
+    private const string SchemaV4 = """
+        ALTER TABLE dkim_keys ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
         """;
 }

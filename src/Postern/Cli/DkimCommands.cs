@@ -72,7 +72,7 @@ public static class DkimCommands
     private static Command Show(CliContext cli)
     {
         var args = new DkimArguments();
-        var command = new Command("show", "Print the DNS records to publish for the domain's DKIM keys: the TXT record, or the CNAME delegation and the operator's TXT record");
+        var command = new Command("show", "Print the domain's DKIM keys (active, pending, retired) with the DNS records to publish: the TXT record, or the CNAME delegation and the operator's TXT record");
         args.AddTo(command);
         command.SetAction(cli.Run(result =>
         {
@@ -82,28 +82,47 @@ public static class DkimCommands
             var keys = new SigningKeyStore(database).List(t.Id).Where(k => k.Domain == d.Domain).ToArray();
             if (keys.Length == 0)
                 throw new PosternException($"domain '{d.Domain}' has no DKIM key yet; make one with: postern dkim rotate {t.Name} {d.Domain}");
-            // The active key first, then the retired ones newest first: the order an operator acts on them.
-            foreach (var key in keys.OrderByDescending(k => k.Active).ThenByDescending(k => k.CreatedAt))
+            // The key that signs first, then the one about to sign, then the retired ones newest first: the order an operator acts on them.
+            foreach (var key in keys.OrderBy(k => k.State switch { DkimKeyState.Active => 0, DkimKeyState.Pending => 1, _ => 2 }).ThenByDescending(k => k.CreatedAt))
                 Print(cli, key, zone);
             return 0;
         }));
         return command;
     }
 
+    /// <summary>
+    /// Rotation in two steps, so a key never signs before its record can be in DNS (a signature whose key
+    /// cannot be found fails DKIM, and with it DMARC where SPF does not align): rotate makes a pending key and
+    /// prints its records; --switch, once they are published, makes it sign and retires the previous key.
+    /// The domain's first key waits for --switch too: one procedure, and never a signature receivers cannot check.
+    /// </summary>
     private static Command Rotate(CliContext cli)
     {
         var args = new DkimArguments();
-        var command = new Command("rotate", "Make a new DKIM key (new selector) and sign with it from now on");
+        var switchOver = new Option<bool>("--switch") { Description = "Step 2: sign with the pending key (after its record is published) and retire the previous one" };
+        var command = new Command("rotate", "Rotate the domain's DKIM key in two steps: make a new key to publish, then --switch to sign with it");
         args.AddTo(command);
+        command.Add(switchOver);
         command.SetAction(cli.Run(result =>
         {
             var options = args.Options(cli, result);
             var zone = args.DelegationZone(result, options);
             var (database, t, d) = args.Resolve(result, options);
-            var key = new SigningKeyStore(database).Rotate(t, d);
-            cli.Out.WriteLine($"New DKIM key for '{d.Domain}' (selector {key.Selector}); outbound mail is signed with it from now on.");
-            cli.Out.WriteLine("Publish its record now; keep the previous selector's record until mail it signed has been delivered:");
+            var store = new SigningKeyStore(database);
+            if (result.GetValue(switchOver))
+            {
+                var (active, retired) = store.Switch(t, d);
+                cli.Out.WriteLine($"Outbound mail from '{d.Domain}' is signed with selector {active} from now on.");
+                if (retired is not null)
+                    cli.Out.WriteLine($"Selector {retired} is retired; keep its record published until mail it signed has been delivered.");
+                return 0;
+            }
+            var key = store.AddPending(t, d);
+            var current = store.List(t.Id).FirstOrDefault(k => k.Domain == d.Domain && k.Active);
+            var signing = current is null ? "outbound mail stays unsigned" : $"selector {current.Selector} keeps signing";
+            cli.Out.WriteLine($"New DKIM key for '{d.Domain}' (selector {key.Selector}), pending: {signing} until you switch.");
             Print(cli, key, zone);
+            cli.Out.WriteLine($"Publish one of these records, wait until it is visible in DNS, then run: postern dkim rotate {t.Name} {d.Domain} --switch");
             return 0;
         }));
         return command;
@@ -117,7 +136,12 @@ public static class DkimCommands
     private static void Print(CliContext cli, DkimKeyEntry key, string zone)
     {
         var record = key.DnsRecord;
-        var state = key.Active ? "active, signs outbound mail" : "retired, no longer signs";
+        var state = key.State switch
+        {
+            DkimKeyState.Active => "active, signs outbound mail",
+            DkimKeyState.Pending => "pending, publish its record, then `dkim rotate --switch` makes it sign",
+            _ => "retired, no longer signs",
+        };
         cli.Out.WriteLine($"Selector {key.Selector}: {state} ({key.Key.KeyType} {key.Key.KeyBits} bits, made {key.CreatedAt:u})");
         cli.Out.WriteLine("  Either the tenant publishes the key:");
         cli.Out.WriteLine($"    {record.ZoneFileLine}");

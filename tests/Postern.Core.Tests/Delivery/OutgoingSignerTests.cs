@@ -53,8 +53,10 @@ public sealed class OutgoingSignerTests : IDisposable
         var tenant = tenants.AddTenant("contoso", Guid.NewGuid(), "eu", false);
         var domain = tenants.AddDomain(tenant, "contoso.test", []);
         var keys = new SigningKeyStore(database);
-        keys.Rotate(tenant, domain);
-        var active = keys.Rotate(tenant, domain);
+        keys.AddPending(tenant, domain);
+        keys.Switch(tenant, domain);
+        var active = keys.AddPending(tenant, domain);
+        keys.Switch(tenant, domain);
 
         var dns = new InMemoryDnsResolver();
         var signer = new OutgoingSigner(new PosternOptions(), DkimSigningKey.GenerateRsa(), dns, keys, NullLogger<OutgoingSigner>.Instance);
@@ -76,7 +78,9 @@ public sealed class OutgoingSignerTests : IDisposable
         var tenants = new TenantStore(database);
         var contoso = tenants.AddTenant("contoso", Guid.NewGuid(), "eu", false);
         var keys = new SigningKeyStore(database);
-        keys.Rotate(contoso, tenants.AddDomain(contoso, "contoso.test", []));
+        var domain = tenants.AddDomain(contoso, "contoso.test", []);
+        keys.AddPending(contoso, domain);
+        keys.Switch(contoso, domain);
         var signer = new OutgoingSigner(new PosternOptions(), DkimSigningKey.GenerateRsa(), new InMemoryDnsResolver(), keys, NullLogger<OutgoingSigner>.Instance);
 
         var unknown = Message("bob@fabrikam.test");
@@ -86,6 +90,58 @@ public sealed class OutgoingSignerTests : IDisposable
         var other = Message("alice@contoso.test");
         await signer.PrepareAsync(other, Envelope(Guid.NewGuid()), toMicrosoft365: false, default);
         Assert.False(other.Headers.Contains(HeaderId.DkimSignature));
+    }
+
+    [Fact]
+    public async Task A_pending_key_does_not_sign_until_the_switch_and_the_previous_key_signs_meanwhile()
+    {
+        var database = new PosternDatabase(_dir);
+        var tenants = new TenantStore(database);
+        var tenant = tenants.AddTenant("contoso", Guid.NewGuid(), "eu", false);
+        var domain = tenants.AddDomain(tenant, "contoso.test", []);
+        var keys = new SigningKeyStore(database);
+        var signer = new OutgoingSigner(new PosternOptions(), DkimSigningKey.GenerateRsa(), new InMemoryDnsResolver(), keys, NullLogger<OutgoingSigner>.Instance);
+
+        // The first key waits for the switch too: nothing signs until its record is said to be published.
+        var first = keys.AddPending(tenant, domain);
+        signer.ReloadKeys();
+        var unsigned = Message("alice@contoso.test");
+        await signer.PrepareAsync(unsigned, Envelope(tenant.Id), toMicrosoft365: false, default);
+        Assert.False(unsigned.Headers.Contains(HeaderId.DkimSignature));
+        Assert.Equal((first.Selector, (string?)null), keys.Switch(tenant, domain));
+
+        var second = keys.AddPending(tenant, domain);
+        signer.ReloadKeys();
+        Assert.Equal(DkimKeyState.Pending, Assert.Single(keys.List(tenant.Id), k => k.Selector == second.Selector).State);
+        var meanwhile = Message("alice@contoso.test");
+        await signer.PrepareAsync(meanwhile, Envelope(tenant.Id), toMicrosoft365: false, default);
+        Assert.Contains($"s={first.Selector};", (meanwhile.Headers[HeaderId.DkimSignature] ?? "").Replace(" ", ""));
+
+        Assert.Equal((second.Selector, first.Selector), keys.Switch(tenant, domain));
+        signer.ReloadKeys();
+        var after = Message("alice@contoso.test");
+        await signer.PrepareAsync(after, Envelope(tenant.Id), toMicrosoft365: false, default);
+        Assert.Contains($"s={second.Selector};", (after.Headers[HeaderId.DkimSignature] ?? "").Replace(" ", ""));
+        Assert.Equal([(first.Selector, DkimKeyState.Retired), (second.Selector, DkimKeyState.Active)],
+            keys.List(tenant.Id).OrderBy(k => k.CreatedAt).Select(k => (k.Selector, k.State)));
+
+        var nothingPending = Assert.Throws<PosternException>(() => keys.Switch(tenant, domain));
+        Assert.Contains("'contoso.test' has no pending DKIM key", nothingPending.Message);
+    }
+
+    [Fact]
+    public void A_second_rotation_is_refused_while_a_key_is_pending()
+    {
+        var database = new PosternDatabase(_dir);
+        var tenants = new TenantStore(database);
+        var tenant = tenants.AddTenant("contoso", Guid.NewGuid(), "eu", false);
+        var domain = tenants.AddDomain(tenant, "contoso.test", []);
+        var keys = new SigningKeyStore(database);
+        var pending = keys.AddPending(tenant, domain);
+
+        var refused = Assert.Throws<PosternException>(() => keys.AddPending(tenant, domain));
+        Assert.Contains($"already has a pending DKIM key (selector {pending.Selector})", refused.Message);
+        Assert.Single(keys.List(tenant.Id));
     }
 
     [Fact]

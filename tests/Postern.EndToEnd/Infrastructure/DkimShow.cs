@@ -26,7 +26,7 @@ public static partial class DkimShow
         return keys;
     }
 
-    [GeneratedRegex(@"^Selector (?<selector>\S+): (?<state>active|retired)\b", RegexOptions.Multiline)]
+    [GeneratedRegex(@"^Selector (?<selector>\S+): (?<state>active|pending|retired)\b", RegexOptions.Multiline)]
     private static partial Regex SelectorLine();
 
     [GeneratedRegex(@"^\s*(?<name>\S+)\.\s+IN\s+CNAME\s+(?<target>\S+)\.\s*$", RegexOptions.Multiline)]
