@@ -56,8 +56,20 @@ public sealed class RawMessage : IDisposable
         }
         else
         {
-            prefix = new byte[length];
-            stream.ReadExactly(prefix);
+            // From a file, read only as far as the header section goes (a few KB), not the whole allowance.
+            var read = new byte[Math.Min(length, 64 * 1024)];
+            var filled = 0;
+            while (true)
+            {
+                var n = stream.Read(read, filled, read.Length - filled);
+                filled += n;
+                var atEnd = filled == length || n == 0;
+                var (found, end, blank) = SplitFields(read.AsSpan(0, filled), complete: atEnd && (n == 0 || start + length == stream.Length));
+                if (blank > 0 || atEnd)
+                    return new RawMessage(found, blank, stream, start + end + blank);
+                if (filled == read.Length)
+                    Array.Resize(ref read, Math.Min(length, read.Length * 2));
+            }
         }
         var (fields, headerEnd, separator) = SplitFields(prefix, complete: start + length == stream.Length);
         return new RawMessage(fields, separator, stream, start + headerEnd + separator);

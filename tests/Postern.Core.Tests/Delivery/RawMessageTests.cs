@@ -47,6 +47,26 @@ public sealed class RawMessageTests
     }
 
     [Fact]
+    public void Reads_a_header_section_larger_than_one_read_from_a_file()
+    {
+        var path = Path.GetTempFileName();
+        try
+        {
+            var headers = string.Concat(Enumerable.Range(0, 3000).Select(i => $"X-Trace-{i}: hop {i} of a long way round\r\n"));
+            var text = "Received: x\r\n" + headers + "\r\nthe body\r\n";
+            File.WriteAllText(path, text);
+            using var raw = RawMessage.Load(File.OpenRead(path));
+            Assert.Equal(3001, raw.Fields.Count);
+            Assert.Equal("the body\r\n".Length, raw.BodyLength);
+            Assert.Equal(Encoding.ASCII.GetBytes(text), raw.ToArray());
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Reads_the_header_section_from_a_file_and_leaves_the_body_there()
     {
         var path = Path.GetTempFileName();
