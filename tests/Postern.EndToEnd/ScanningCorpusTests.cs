@@ -64,7 +64,7 @@ public sealed class ScanningCorpusTests(RspamdDaemon rspamd, ITestOutputHelper o
         Output.WriteLine($"{run.Files} files, {run.Accepted.Count} accepted, {run.Accepted.Count - toDeliver} quarantined, {toDeliver} to deliver");
         await relay.Sink.WaitForMessagesAsync(toDeliver, TimeSpan.FromSeconds(90), Diagnostics);
         await AssertStillServingAsync(relay);
-        Assert.True(run.Failures.Count == 0, $"{run.Failures.Count} problem(s):\n" + string.Join("\n", run.Failures));
+        Assert.True(run.Failures.Count == 0, $"{run.Failures.Count} problem(s):\n" + string.Join("\n", run.Failures) + await EngineFailuresAsync());
         Assert.Equal(toDeliver, relay.Sink.Count - 1);
     }
 
@@ -112,7 +112,7 @@ public sealed class ScanningCorpusTests(RspamdDaemon rspamd, ITestOutputHelper o
             .ToList();
         Assert.True(unsealed.Count == 0, $"{unsealed.Count} of {checks.Count} delivered copies fail python3-dkim's check of Postern's ARC set:\n" + string.Join("\n", unsealed));
         await AssertStillServingAsync(relay);
-        Assert.True(run.Failures.Count == 0, $"{run.Failures.Count} problem(s):\n" + string.Join("\n", run.Failures));
+        Assert.True(run.Failures.Count == 0, $"{run.Failures.Count} problem(s):\n" + string.Join("\n", run.Failures) + await EngineFailuresAsync());
         Assert.True(changed.Count + moved.Count == 0,
             $"{changed.Count} message(s) changed beyond added header fields:\n{string.Join("\n", changed)}\n\n" +
             $"{moved.Count} message(s) with original header fields moved:\n{string.Join("\n", moved)}");
@@ -181,6 +181,20 @@ public sealed class ScanningCorpusTests(RspamdDaemon rspamd, ITestOutputHelper o
         Assert.True(Postern.IsServing, "postern serve exited while the corpus went through:\n" + Postern.ReadLogTail());
         Assert.True(accepted.Count > files.Count * 3 / 4, $"only {accepted.Count} of {files.Count} accepted: {string.Join(", ", replies)}");
         return new CorpusRun(files.Count, accepted, failures);
+    }
+
+    /// <summary>What the trace says about engines that could not scan (the reason names the engine and the exception), for a failure message.</summary>
+    private async Task<string> EngineFailuresAsync()
+    {
+        var reasons = (await TraceQuery.ListAsync(Postern, limit: 5000))
+            .SelectMany(t => t.Findings.Where(f => f.Kind == "engine-unavailable").Select(f => $"{t.QueueId} ({t.Subject}): {f.Engine}: {f.Reason}"))
+            .ToList();
+        // Each warning with the first lines of its exception.
+        var log = Postern.ReadLog().Split('\n');
+        var warnings = log.Select((line, i) => (line, i))
+            .Where(x => x.line.Contains("warn:", StringComparison.Ordinal) && x.line.Contains("engine", StringComparison.OrdinalIgnoreCase))
+            .Select(x => string.Join("\n", log.Skip(x.i).Take(6)));
+        return reasons.Count == 0 ? "" : "\nengines that could not scan:\n" + string.Join("\n", reasons) + "\n" + string.Join("\n", warnings);
     }
 
     /// <summary>The server still runs and relays: one more ordinary message goes through.</summary>

@@ -53,5 +53,12 @@ public interface IScanEngine
 {
     string Name { get; }
 
+    /// <summary>
+    /// Whether the engine reads only <see cref="ScanContext.OpenRaw"/>, never <see cref="ScanContext.Message"/>. Such
+    /// engines run alongside the others; those that read the parsed message run one at a time, because MimeKit
+    /// loads header-backed properties lazily and content streams share their position: two readers at once race.
+    /// </summary>
+    bool ReadsRawBytesOnly => false;
+
     ValueTask<IReadOnlyList<Finding>> ScanAsync(ScanContext context, CancellationToken cancellationToken);
 }

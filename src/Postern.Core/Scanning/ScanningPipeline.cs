@@ -5,7 +5,8 @@ using Postern.Core.Policy;
 namespace Postern.Core.Scanning;
 
 /// <summary>
-/// Runs every engine over the message (parsed once, engines side by side), then the tenant's policy
+/// Runs every engine over the message (parsed once; engines that read the parsed message one at a time, those
+/// on the raw bytes alongside them), then the tenant's policy
 /// per recipient. An engine that throws or overruns its time becomes an "engine unavailable"
 /// finding, which the default policy defers: Postern never passes a message it could not scan.
 /// </summary>
@@ -27,8 +28,19 @@ public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpa
             TenantDomains = domains,
             Vips = request.Table.VipsOf(request.Tenant.Id),
         };
-        var results = await Task.WhenAll(engines.Select(engine => RunAsync(engine, context, cancellationToken))).ConfigureAwait(false);
-        var findings = results.SelectMany(r => r).ToArray();
+        // Engines on the raw bytes (clamd, rspamd) run alongside; those on the shared parsed message, one at a time.
+        var results = new Task<IReadOnlyList<Finding>>[engines.Count];
+        for (var i = 0; i < engines.Count; i++)
+        {
+            if (engines[i].ReadsRawBytesOnly)
+                results[i] = RunAsync(engines[i], context, cancellationToken);
+        }
+        for (var i = 0; i < engines.Count; i++)
+        {
+            if (!engines[i].ReadsRawBytesOnly)
+                results[i] = Task.FromResult(await RunAsync(engines[i], context, cancellationToken).ConfigureAwait(false));
+        }
+        var findings = (await Task.WhenAll(results).ConfigureAwait(false)).SelectMany(r => r).ToArray();
         var evaluator = new PolicyEvaluator(request.Table.RulesOf(request.Tenant.Id));
         var verdicts = request.Envelope.Recipients.Select(r => evaluator.Evaluate(context, findings, r)).ToArray();
         return new ScanResult(findings, verdicts) { Headers = context.Annotations };

@@ -28,6 +28,9 @@ public sealed class ClamAvEngine : IScanEngine
 
     public string Name => EngineName;
 
+    /// <summary>clamd gets the bytes as received.</summary>
+    public bool ReadsRawBytesOnly => true;
+
     public ClamdClient Client { get; }
 
     public async ValueTask<IReadOnlyList<Finding>> ScanAsync(ScanContext context, CancellationToken cancellationToken)

@@ -33,6 +33,9 @@ public sealed class RspamdEngine : IScanEngine, IDisposable
 
     public string Name => EngineName;
 
+    /// <summary>rspamd gets the bytes as received.</summary>
+    public bool ReadsRawBytesOnly => true;
+
     public RspamdClient Client { get; }
 
     public async ValueTask<IReadOnlyList<Finding>> ScanAsync(ScanContext context, CancellationToken cancellationToken)
