@@ -57,16 +57,6 @@ public sealed class OutgoingSigner
         new DkimMessageSigner(key.Key, key.Domain, key.Selector).Sign(message);
     }
 
-    /// <summary>The same, on a <see cref="MimeMessage"/> as MimeKit writes it.</summary>
-    public async Task PrepareAsync(MimeMessage message, Envelope envelope, bool toMicrosoft365, CancellationToken cancellationToken)
-    {
-        var raw = MimeMessageBytes.ToRaw(message);
-        var before = raw.Fields.Count;
-        await PrepareAsync(raw, envelope, toMicrosoft365, cancellationToken).ConfigureAwait(false);
-        for (var i = raw.Fields.Count - before - 1; i >= 0; i--)
-            message.Headers.Insert(0, MimeMessageBytes.ToHeader(raw.Fields[i]));
-    }
-
     /// <summary>The domain of the first From mailbox, lower-case; null when there is none.</summary>
     private static string? FromDomain(RawMessage message)
     {

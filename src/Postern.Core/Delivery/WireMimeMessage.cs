@@ -42,6 +42,6 @@ internal static class WireMimeMessage
         var headers = raw.Fields.Sum(f => (long)f.Length);
         if (raw.Fields.Count > 0 && raw.Fields[^1][^1] != '\n')
             headers += 2;
-        return headers + 2 + raw.BodyLength + (RawBody.EndsWithLineEnd(raw) ? 0 : 2);
+        return headers + 2 + raw.BodyLength + (raw.BodyEndsWithLineEnd ? 0 : 2);
     }
 }

@@ -25,16 +25,6 @@ internal sealed class RawBody : MimeEntity
             Headers.Add(header);
     }
 
-    /// <summary>Whether the stored body ends with a line end (an empty one does).</summary>
-    public static bool EndsWithLineEnd(RawMessage raw)
-    {
-        if (raw.BodyLength == 0)
-            return true;
-        using var body = raw.OpenBody();
-        body.Seek(-1, SeekOrigin.End);
-        return body.ReadByte() == '\n';
-    }
-
     public override void Accept(MimeVisitor visitor)
     {
         if (_raw.HasEightBitData)
@@ -51,7 +41,7 @@ internal sealed class RawBody : MimeEntity
     {
         using (var body = _raw.OpenBody())
             body.CopyTo(stream);
-        if (!EndsWithLineEnd(_raw))
+        if (!_raw.BodyEndsWithLineEnd)
             stream.Write("\r\n"u8);
     }
 
@@ -59,7 +49,7 @@ internal sealed class RawBody : MimeEntity
     {
         await using (var body = _raw.OpenBody())
             await body.CopyToAsync(stream, cancellationToken).ConfigureAwait(false);
-        if (!EndsWithLineEnd(_raw))
+        if (!_raw.BodyEndsWithLineEnd)
             await stream.WriteAsync("\r\n"u8.ToArray(), cancellationToken).ConfigureAwait(false);
     }
 }

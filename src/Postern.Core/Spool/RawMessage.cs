@@ -18,6 +18,7 @@ public sealed class RawMessage : IDisposable
     private readonly Stream _source;
     private readonly long _bodyStart;
     private bool? _eightBit;
+    private bool? _endsWithLineEnd;
 
     private readonly int _separator;
 
@@ -122,6 +123,9 @@ public sealed class RawMessage : IDisposable
         return new MimeKit.IO.BoundStream(_source, _bodyStart, _source.Length, leaveOpen: true);
     }
 
+    /// <summary>Whether the body ends with a line end (an empty one does); read once.</summary>
+    public bool BodyEndsWithLineEnd => _endsWithLineEnd ??= ComputeEndsWithLineEnd();
+
     /// <summary>Whether any byte of the message is outside 7-bit ASCII (for BODY=8BITMIME); read once.</summary>
     public bool HasEightBitData => _eightBit ??= ComputeEightBit();
 
@@ -143,6 +147,15 @@ public sealed class RawMessage : IDisposable
     }
 
     public void Dispose() => _source.Dispose();
+
+    private bool ComputeEndsWithLineEnd()
+    {
+        if (BodyLength == 0)
+            return true;
+        using var body = OpenBody();
+        body.Seek(-1, SeekOrigin.End);
+        return body.ReadByte() == '\n';
+    }
 
     private bool ComputeEightBit()
     {

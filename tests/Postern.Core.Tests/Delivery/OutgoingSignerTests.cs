@@ -37,6 +37,16 @@ public sealed class OutgoingSignerTests : IDisposable
         Client = "127.0.0.1",
     };
 
+    /// <summary>Runs the signer on the bytes MimeKit writes for <paramref name="message"/> (as delivery does on the stored bytes) and puts what it added on top of <paramref name="message"/>.</summary>
+    private static async Task PrepareAsync(OutgoingSigner signer, MimeMessage message, Envelope envelope, bool toMicrosoft365, CancellationToken cancellationToken)
+    {
+        var raw = MimeMessageBytes.ToRaw(message);
+        var before = raw.Fields.Count;
+        await signer.PrepareAsync(raw, envelope, toMicrosoft365, cancellationToken);
+        for (var i = raw.Fields.Count - before - 1; i >= 0; i--)
+            message.Headers.Insert(0, MimeMessageBytes.ToHeader(raw.Fields[i]));
+    }
+
     private static MimeMessage RoundTrip(MimeMessage message)
     {
         using var stream = new MemoryStream();
@@ -61,7 +71,7 @@ public sealed class OutgoingSignerTests : IDisposable
         var dns = new InMemoryDnsResolver();
         var signer = new OutgoingSigner(new PosternOptions(), DkimSigningKey.GenerateRsa(), dns, keys, NullLogger<OutgoingSigner>.Instance);
         var message = Message("alice@contoso.test");
-        await signer.PrepareAsync(message, Envelope(tenant.Id), toMicrosoft365: false, default);
+        await PrepareAsync(signer, message, Envelope(tenant.Id), toMicrosoft365: false, default);
 
         var signature = message.Headers[HeaderId.DkimSignature];
         Assert.Contains($"s={active.Selector}", signature);
@@ -84,11 +94,11 @@ public sealed class OutgoingSignerTests : IDisposable
         var signer = new OutgoingSigner(new PosternOptions(), DkimSigningKey.GenerateRsa(), new InMemoryDnsResolver(), keys, NullLogger<OutgoingSigner>.Instance);
 
         var unknown = Message("bob@fabrikam.test");
-        await signer.PrepareAsync(unknown, Envelope(contoso.Id), toMicrosoft365: false, default);
+        await PrepareAsync(signer, unknown, Envelope(contoso.Id), toMicrosoft365: false, default);
         Assert.False(unknown.Headers.Contains(HeaderId.DkimSignature));
 
         var other = Message("alice@contoso.test");
-        await signer.PrepareAsync(other, Envelope(Guid.NewGuid()), toMicrosoft365: false, default);
+        await PrepareAsync(signer, other, Envelope(Guid.NewGuid()), toMicrosoft365: false, default);
         Assert.False(other.Headers.Contains(HeaderId.DkimSignature));
     }
 
@@ -106,7 +116,7 @@ public sealed class OutgoingSignerTests : IDisposable
         var first = keys.AddPending(tenant, domain);
         signer.ReloadKeys();
         var unsigned = Message("alice@contoso.test");
-        await signer.PrepareAsync(unsigned, Envelope(tenant.Id), toMicrosoft365: false, default);
+        await PrepareAsync(signer, unsigned, Envelope(tenant.Id), toMicrosoft365: false, default);
         Assert.False(unsigned.Headers.Contains(HeaderId.DkimSignature));
         Assert.Equal((first.Selector, (string?)null), keys.Switch(tenant, domain));
 
@@ -114,13 +124,13 @@ public sealed class OutgoingSignerTests : IDisposable
         signer.ReloadKeys();
         Assert.Equal(DkimKeyState.Pending, Assert.Single(keys.List(tenant.Id), k => k.Selector == second.Selector).State);
         var meanwhile = Message("alice@contoso.test");
-        await signer.PrepareAsync(meanwhile, Envelope(tenant.Id), toMicrosoft365: false, default);
+        await PrepareAsync(signer, meanwhile, Envelope(tenant.Id), toMicrosoft365: false, default);
         Assert.Contains($"s={first.Selector};", (meanwhile.Headers[HeaderId.DkimSignature] ?? "").Replace(" ", ""));
 
         Assert.Equal((second.Selector, first.Selector), keys.Switch(tenant, domain));
         signer.ReloadKeys();
         var after = Message("alice@contoso.test");
-        await signer.PrepareAsync(after, Envelope(tenant.Id), toMicrosoft365: false, default);
+        await PrepareAsync(signer, after, Envelope(tenant.Id), toMicrosoft365: false, default);
         Assert.Contains($"s={second.Selector};", (after.Headers[HeaderId.DkimSignature] ?? "").Replace(" ", ""));
         Assert.Equal([(first.Selector, DkimKeyState.Retired), (second.Selector, DkimKeyState.Active)],
             keys.List(tenant.Id).OrderBy(k => k.CreatedAt).Select(k => (k.Selector, k.State)));
@@ -153,7 +163,7 @@ public sealed class OutgoingSignerTests : IDisposable
         var signer = new OutgoingSigner(options, arcKey, dns, new SigningKeyStore(new PosternDatabase(_dir)), NullLogger<OutgoingSigner>.Instance);
         var message = Message("alice@fabrikam.test");
         message.Headers.Insert(0, new Header("Authentication-Results", $"{signer.AuthservId}; dkim=none; spf=pass smtp.mailfrom=fabrikam.test"));
-        await signer.PrepareAsync(message, Envelope(Guid.NewGuid()), toMicrosoft365: true, default);
+        await PrepareAsync(signer, message, Envelope(Guid.NewGuid()), toMicrosoft365: true, default);
 
         Assert.Contains("cv=none", message.Headers[HeaderId.ArcSeal]);
         Assert.Contains("spf=pass", message.Headers[HeaderId.ArcAuthenticationResults]);
