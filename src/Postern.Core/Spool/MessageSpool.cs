@@ -79,12 +79,20 @@ public sealed class MessageSpool : IAsyncDisposable
     /// Appends a message: <paramref name="head"/> (new header lines) followed by <paramref name="content"/>
     /// from <paramref name="contentOffset"/>. Completes once the record is fsynced.
     /// </summary>
-    public Task<SpooledMessage> AppendAsync(Envelope envelope, ReadOnlyMemory<byte> head, MessageContent content, long contentOffset, CancellationToken cancellationToken)
+    /// <remarks>
+    /// <paramref name="head"/> and <paramref name="content"/> belong to the spool until the returned task
+    /// completes. Cancellation is honoured only while the request still waits for the writer: once the writer
+    /// has taken it, the task completes when the record is on disk (or definitely not written), whatever the
+    /// token says, so the caller never frees a buffer the writer is still copying.
+    /// </remarks>
+    public async Task<SpooledMessage> AppendAsync(Envelope envelope, ReadOnlyMemory<byte> head, MessageContent content, long contentOffset, CancellationToken cancellationToken)
     {
+        cancellationToken.ThrowIfCancellationRequested();
         var request = new AppendRequest(envelope, JsonSerializer.SerializeToUtf8Bytes(envelope, SpoolJsonContext.Default.Envelope), head, content, contentOffset);
         if (!_requests.Writer.TryWrite(request))
             throw new InvalidOperationException("The spool is shut down.");
-        return request.Completion.Task.WaitAsync(cancellationToken);
+        using (cancellationToken.UnsafeRegister(static (state, token) => ((AppendRequest)state!).TryCancel(token), request))
+            return await request.Completion.Task.ConfigureAwait(false);
     }
 
     /// <summary>Records that the given recipients need no more delivery; deletes the segment when nothing in it is left.</summary>
@@ -137,8 +145,12 @@ public sealed class MessageSpool : IAsyncDisposable
         while (await reader.WaitToReadAsync().ConfigureAwait(false))
         {
             batch.Clear();
+            // A request its caller cancelled before the writer took it is dropped; one taken is the writer's until completed.
             while (batch.Count < MaxBatch && reader.TryRead(out var request))
-                batch.Add(request);
+                if (request.TryClaim())
+                    batch.Add(request);
+            if (batch.Count == 0)
+                continue;
             try
             {
                 var stored = WriteBatch(batch);
@@ -148,10 +160,15 @@ public sealed class MessageSpool : IAsyncDisposable
             catch (Exception ex)
             {
                 _logger.LogError(ex, "Spool write failed; {Count} messages were not accepted", batch.Count);
+                lock (_gate)
+                {
+                    // Cut off whatever of this batch reached the file before anyone hears it failed, so a
+                    // refused message is never delivered after a restart, then start a new segment.
+                    DiscardUncommitted();
+                    SealActive();
+                }
                 foreach (var request in batch)
                     request.Completion.TrySetException(new IOException("The spool could not store the message.", ex));
-                lock (_gate)
-                    SealActive();
             }
         }
         lock (_gate)
@@ -245,6 +262,23 @@ public sealed class MessageSpool : IAsyncDisposable
             at += piece.Length;
         }
         return body;
+    }
+
+    /// <summary>Truncates the active segment to its last committed length, after a failed batch.</summary>
+    private void DiscardUncommitted()
+    {
+        if (_active?.Handle is not { } handle)
+            return;
+        try
+        {
+            RandomAccess.SetLength(handle, _active.Length);
+            RandomAccess.FlushToDisk(handle);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Recovery cuts a torn tail off too; the segment is sealed next and never written again.
+            _logger.LogWarning(ex, "Spool segment {Segment}: could not cut off a failed batch", _active.SegmentPath);
+        }
     }
 
     private void OpenNewSegment()
@@ -342,16 +376,50 @@ public sealed class MessageSpool : IAsyncDisposable
         }
         if (position < length)
         {
-            _logger.LogWarning("Spool segment {Segment}: {Bytes} bytes after the last complete record were cut off (a write torn by a crash, never acknowledged)",
-                segment.SegmentPath, length - position);
+            // Only a crash mid-batch leaves this, and that batch was never acknowledged; the bytes are kept beside
+            // the segment all the same, so that nothing is destroyed that an operator might need to look at.
+            var kept = KeepDamagedTail(handle, segment, position, length);
+            _logger.LogWarning("Spool segment {Segment}: {Bytes} bytes after the last complete record were cut off (a write torn by a crash, never acknowledged); kept in {Kept}",
+                segment.SegmentPath, length - position, kept);
             RandomAccess.SetLength(handle, position);
             RandomAccess.FlushToDisk(handle);
         }
         return result;
     }
 
+    /// <summary>Copies the bytes from <paramref name="from"/> to the end into "NNNNNNNN.seg.damaged-…"; returns its name.</summary>
+    private static string KeepDamagedTail(Microsoft.Win32.SafeHandles.SafeFileHandle handle, SpoolSegment segment, long from, long length)
+    {
+        var path = $"{segment.SegmentPath}.damaged-{DateTimeOffset.UtcNow:yyyyMMddHHmmssfff}";
+        using var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
+        var buffer = new byte[64 * 1024];
+        for (var at = from; at < length;)
+        {
+            var read = RandomAccess.Read(handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - at)), at);
+            if (read <= 0)
+                break;
+            target.Write(buffer, 0, read);
+            at += read;
+        }
+        target.Flush(flushToDisk: true);
+        return Path.GetFileName(path);
+    }
+
     private sealed record AppendRequest(Envelope Envelope, byte[] EnvelopeJson, ReadOnlyMemory<byte> Head, MessageContent Content, long ContentOffset)
     {
+        private const int Waiting = 0, Claimed = 1, Cancelled = 2;
+        private int _state;
+
         public TaskCompletionSource<SpooledMessage> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>The writer takes the request; false when its caller cancelled it first.</summary>
+        public bool TryClaim() => Interlocked.CompareExchange(ref _state, Claimed, Waiting) == Waiting;
+
+        /// <summary>The caller gives up, but only if the writer has not taken the request yet.</summary>
+        public void TryCancel(CancellationToken token)
+        {
+            if (Interlocked.CompareExchange(ref _state, Cancelled, Waiting) == Waiting)
+                Completion.TrySetCanceled(token);
+        }
     }
 }
