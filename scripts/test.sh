@@ -165,7 +165,7 @@ sweep_leftovers() {
             /tmp/postern-pf-*) owner_root="${cwd#/tmp/postern-pf-}"; owner_root="/tmp/postern-pf-${owner_root%%/*}"
                                [ "$(cat "$owner_root/.owner" 2>/dev/null)" = "$TMPDIR" ] && { pids+=("$pid"); continue; } ;;
         esac
-        if [[ "$cwd" == "$TMPDIR" || "$cwd" == "$TMPDIR/"* ]] || tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$TMPDIR/"; then
+        if [[ "$cwd" == "$TMPDIR" || "$cwd" == "$TMPDIR/"* ]] || tr '\0' ' ' 2>/dev/null <"$p/cmdline" | grep -qF "$TMPDIR/"; then
             pids+=("$pid")
         fi
     done
