@@ -86,7 +86,7 @@ def with_attachment(rng, content_type, body, name, mime, data):
 def content(rng, kind):
     """(subject, Content-Type, body) of one message of KIND."""
     if kind == "note":
-        text = sc.text_of_size(rng.randint(600, 3000))
+        text = sc.text_of_size(rng.randint(200, 2500))
         return ("Quick question about the order",) + alternative(rng, text, html_of(text))
     if kind == "thread":
         text = sc.text_of_size(rng.randint(4000, 14000))
