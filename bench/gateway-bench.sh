@@ -19,7 +19,8 @@
 #
 # Environment: BENCH_MESSAGES (20000 per run), BENCH_WARMUP (300), BENCH_CONNECTIONS (20),
 #   BENCH_CORPUS_FILES (500 distinct messages, sent in turn), BENCH_VERIFY_SAMPLE (50),
-#   BENCH_RSPAMD_WORKERS (2 milter workers), BENCH_TIMEOUT seconds per run (900), BENCH_KEEP=1 to keep files.
+#   BENCH_RSPAMD_WORKERS (2 milter workers), BENCH_RSPAMD_OFF (more rspamd modules to turn off, e.g. "phishing mime_types"),
+#   BENCH_TIMEOUT seconds per run (900), BENCH_KEEP=1 to keep files.
 # Needs Debian's postfix, rspamd, python3-dkim, python3-dnslib, python3-authres.
 # Quick check: BENCH_MESSAGES=2000 BENCH_CORPUS_FILES=200 bash bench/gateway-bench.sh
 set -uo pipefail
@@ -91,7 +92,7 @@ rspamd_up() {
     hs=${POSTERN_TEST_RSPAMD_HS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/postern-tests/rspamd-hs-cache}
     mkdir -p "$conf/local.d" "$conf/override.d" "$dir/db" "$dir/run" "$dir/log" "$hs"
     for m in rbl surbl emails hfilter asn fuzzy_check whitelist mx_check multimap reputation url_redirector \
-             greylist ratelimit neural history_redis replies rspamd_update dkim_signing; do
+             greylist ratelimit neural history_redis replies rspamd_update dkim_signing ${BENCH_RSPAMD_OFF:-}; do
         echo 'enabled = false;' >"$conf/local.d/$m.conf"
     done
     cat >"$conf/local.d/options.inc" <<CONF
