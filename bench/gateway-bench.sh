@@ -20,7 +20,8 @@
 # Environment: BENCH_MESSAGES (20000 per run), BENCH_WARMUP (300), BENCH_CONNECTIONS (20),
 #   BENCH_CORPUS_FILES (500 distinct messages, sent in turn), BENCH_VERIFY_SAMPLE (50),
 #   BENCH_RSPAMD_WORKERS (2 milter workers), BENCH_RSPAMD_OFF (more rspamd modules to turn off, e.g. "phishing mime_types"),
-#   BENCH_TIMEOUT seconds per run (900), BENCH_KEEP=1 to keep files.
+#   BENCH_TIMEOUT seconds per run (900), BENCH_KEEP=1 to keep files, BENCH_PROFILE=1 to record where Postern's CPU
+#   goes in each measured run (perf, with the JIT's perf map), as .test-run/bench/gateway-profile-{signed,unsigned}.txt.
 # Needs Debian's postfix, rspamd, python3-dkim, python3-dnslib, python3-authres.
 # Quick check: BENCH_MESSAGES=2000 BENCH_CORPUS_FILES=200 bash bench/gateway-bench.sh
 set -uo pipefail
@@ -34,6 +35,7 @@ connections=${BENCH_CONNECTIONS:-20}
 corpus_files=${BENCH_CORPUS_FILES:-500}
 verify_sample=${BENCH_VERIFY_SAMPLE:-50}
 rspamd_workers=${BENCH_RSPAMD_WORKERS:-2}
+profile=${BENCH_PROFILE:-0}
 run_timeout=${BENCH_TIMEOUT:-900}
 hz=$(getconf CLK_TCK)
 
@@ -76,9 +78,16 @@ postern_up() {
     port=$(free_port)
     BENCH_SCANNING=true BENCH_SEAL=true postern_config "$dir/postern.json" "$port"
     key=$(postern_tenant "$dir/data" bench.test "$2")
+    if [ "$profile" = 1 ]; then
+        # Methods get their names in perf through /tmp/perf-PID.map: every method JIT-compiled (no ReadyToRun
+        # code) into plain anonymous memory (no W^X double mapping, which perf cannot read the map for).
+        export DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0 DOTNET_ReadyToRun=0
+    fi
     Postern__Dns__Servers__0="127.0.0.1:$dns_port" Postern__Signing__ArcDomain=arc.postern.bench \
         Postern__Signing__ArcKeyPath="$corpus/keys/postern-arc.pem" postern_start "$dir/data" "$dir/postern.json" "$port" "$dir/postern.log"
+    unset DOTNET_PerfMapEnabled DOTNET_EnableWriteXorExecute DOTNET_ReadyToRun
     cpu_pids=("$postern_pid")
+    [ "$profile" = 1 ] && short_dirs+=("/tmp/perf-$postern_pid.map")
 }
 
 postern_down() {
@@ -179,6 +188,21 @@ send() {
         { tail -20 "$5" >&2; die "smtp-load failed ($5)"; }
 }
 
+# profile_report DIR CORPUS CPU_MS: Postern's perf profile of the measured run, each symbol's share turned into
+# CPU ms per message (share × CPU_MS), self time and with callees; kept as .test-run/bench/gateway-profile-CORPUS.txt.
+# (libcoreclr.so has no symbols here: its lines are the runtime, mostly the GC.)
+profile_report() {
+    local out="$repo/.test-run/bench/gateway-profile-$2.txt" mode
+    for mode in --no-children --children; do
+        echo "== $mode: percent of Postern's samples, CPU ms per message ($3 ms per message in all)"
+        perf report -i "$1/perf.data" --stdio "$mode" --sort dso,sym -g none --percent-limit 0.7 2>/dev/null |
+            awk -v cpu="$3" '/^ *[0-9.]+%/ { c = $1 + 0  # the first column: self time, or with --children inclusive time
+                             sub(/^ *[0-9.]+% *([0-9.]+% *)?/, ""); printf "%6.2f%% %7.2f ms  %s\n", c, c * cpu / 100, $0 }' | head -40
+    done >"$out"
+    log "$2: profile in $out (BENCH_PROFILE=1; perf's sampling adds a little CPU to this run)"
+    head -25 "$out" >&2
+}
+
 # run STACK CORPUS INSTANCE: one measured run; sets rate and cpu (ms per message).
 run() {
     local stack=$1 kind=$2 instance=$3 dir="$bench_dir/$1-$2" sink_port start end cpu_start
@@ -190,6 +214,12 @@ run() {
     send "$corpus/$kind" "$port" "$key" "$warmup" "$dir/warmup.log"
     wait_sink "$dir/sink.out" "$warmup" "$stack/$kind warm-up"
     log "$stack/$kind: $messages messages over $connections sessions (load average $(cut -d' ' -f1 /proc/loadavg))"
+    local perf_pid=
+    if [ "$stack" = postern ] && [ "$profile" = 1 ]; then
+        perf record -F 499 -g -p "$postern_pid" -o "$dir/perf.data" >"$dir/perf.log" 2>&1 &
+        perf_pid=$!
+        started_pids+=("$perf_pid")
+    fi
     cpu_start=$(cpu_now)
     start=$(now)
     send "$corpus/$kind" "$port" "$key" "$messages" "$dir/send.log"
@@ -197,6 +227,10 @@ run() {
     end=$(now)
     rate=$(awk -v n="$messages" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / (e - s) }')
     cpu=$(awk -v n="$messages" -v a="$cpu_start" -v b="$(cpu_now)" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) * 1000 / hz / n }')
+    if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid"; wait_gone "$perf_pid" 60 || kill -KILL "$perf_pid"
+        profile_report "$dir" "$kind" "$cpu"
+    fi
     "${stack}_down" "$dir"
     kill -TERM "$sink_pid"; wait_gone "$sink_pid" 10 || kill -KILL "$sink_pid"
     /usr/bin/python3 "$repo/bench/arc-check.py" "$bench_dir/zone.txt" "$dir/delivered" "$instance" "$verify_sample" >"$dir/arc-check.out" 2>&1 ||

@@ -11,7 +11,7 @@ COUNT distinct messages (seeded, so the same COUNT gives the same text), in two 
 and OUT_DIR/zone.txt, the DNS records they need (DKIM keys, SPF, DMARC for eight sender domains,
 Exchange Online's ARC key), for bench/loopback-dns.py; OUT_DIR/keys/ holds the private keys.
 
-The mix (2-200 KB): short notes and longer reply threads as multipart/alternative (text + HTML),
+The mix (4-205 KB, 46 KB on average): short notes and longer reply threads as multipart/alternative (text + HTML),
 HTML newsletters full of links, and messages with a PDF or .docx attachment; with Exchange Online's
 headers (Received from *.prod.outlook.com, X-MS-Exchange-*, Authentication-Results, Thread-Index).
 Files end in CRLF as they go over SMTP; the sender (bench/smtp-load.py) adds the relay key header.
