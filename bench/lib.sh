@@ -77,14 +77,14 @@ postern_config() {
 JSON
 }
 
-# postern_tenant DATA_DIR DOMAIN MTA_PORT: registers a tenant and prints its relay key.
+# postern_tenant DATA_DIR DOMAIN MTA_PORT [NAME]: registers a tenant (NAME, default bench) and prints its relay key.
 postern_tenant() {
-    local data=$1 domain=$2 port=$3 out
-    postern tenant add bench --tenant-id "$(cat /proc/sys/kernel/random/uuid)" --region eu --data-dir "$data" >/dev/null ||
-        die "postern tenant add failed"
-    postern domain add bench "$domain" --mta "127.0.0.1:$port" --data-dir "$data" >/dev/null ||
-        die "postern domain add failed"
-    out=$(postern relay enable bench --data-dir "$data") || die "postern relay enable failed"
+    local data=$1 domain=$2 port=$3 name=${4:-bench} out
+    postern tenant add "$name" --tenant-id "$(cat /proc/sys/kernel/random/uuid)" --region eu --data-dir "$data" >/dev/null ||
+        die "postern tenant add $name failed"
+    postern domain add "$name" "$domain" --mta "127.0.0.1:$port" --data-dir "$data" >/dev/null ||
+        die "postern domain add $name $domain failed"
+    out=$(postern relay enable "$name" --data-dir "$data") || die "postern relay enable $name failed"
     printf '%s\n' "$out" | awk 'NF { last = $0 } END { print last }'
 }
 
@@ -96,9 +96,15 @@ postern_start() {
     wait_port "$3" 60 "postern serve" || { tail -20 "$4" >&2; exit 1; }
 }
 
-# sink_start PORT OUT: smtp-sink counting messages (-c) into OUT; sets sink_pid.
+# sink_start PORT OUT [DUMP_DIR]: smtp-sink counting messages (-c) into OUT, and with DUMP_DIR keeping each
+# message there as a file (-d); sets sink_pid.
 sink_start() {
-    smtp-sink -u nobody -c "127.0.0.1:$1" 1024 >"$2" 2>&1 &
+    local dump=()
+    if [ -n "${3:-}" ]; then
+        mkdir -p "$3" && chmod 777 "$3"  # smtp-sink writes as nobody
+        dump=(-d "$3/%M")
+    fi
+    smtp-sink -u nobody "${dump[@]}" -c "127.0.0.1:$1" 1024 >"$2" 2>&1 &
     sink_pid=$!
     started_pids+=("$sink_pid")
     wait_port "$1" 15 "smtp-sink"
@@ -109,9 +115,10 @@ sink_count() {
     tr '\r' '\n' <"$1" 2>/dev/null | awk -F'mesg=' 'NF > 1 { n = $2 + 0 } END { print n + 0 }'
 }
 
-# postfix_instance DIR SMTPD_PORT RELAY_PORT: a private Postfix relaying everything to [127.0.0.1]:RELAY_PORT.
+# postfix_instance DIR SMTPD_PORT RELAY_PORT [MAIN_CF_LINES]: a private Postfix relaying everything to
+# [127.0.0.1]:RELAY_PORT; MAIN_CF_LINES are added to its main.cf (e.g. a milter).
 postfix_instance() {
-    local dir=$1 port=$2 relay=$3
+    local dir=$1 port=$2 relay=$3 extra=${4:-}
     # Its sockets (DIR/spool/private/proxywrite) must fit in 107 bytes: deep checkouts use a short /tmp dir.
     if [ ${#dir} -gt 75 ]; then
         local short; short=$(mktemp -d /tmp/postern-pf-XXXXXXXX)
@@ -149,6 +156,7 @@ relayhost = [127.0.0.1]:$relay
 smtp_dns_support_level = disabled
 smtp_host_lookup = native
 smtp_tls_security_level = none
+$extra
 CF
     {
         echo "127.0.0.1:$port inet n  -       n       -       -       smtpd"
@@ -200,4 +208,48 @@ message_file() {
         local lines=$(( kb * 1024 / (${#line} + 1) ))
         for ((i = 0; i < lines; i++)); do printf '%s\n' "$line"; done
     } >"$file"
+}
+
+# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# tree_cpu_ticks PID: CPU time (clock ticks) of PID and every live descendant, with what their exited and
+# reaped children used (cutime + cstime): the figure for a daemon that forks workers (Postfix, rspamd).
+tree_cpu_ticks() {
+    /usr/bin/python3 - "$1" <<'PY'
+import os, sys
+stats = {}
+for p in os.listdir("/proc"):
+    if p.isdigit():
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(p)] = (int(f[1]), sum(int(x) for x in f[11:15]))  # ppid; utime stime cutime cstime
+todo, total = [int(sys.argv[1])], 0
+while todo:
+    pid = todo.pop()
+    total += stats.get(pid, (0, 0))[1]
+    todo += [c for c, (ppid, _) in stats.items() if ppid == pid]
+print(total)
+PY
+}
+
+# dns_start ZONE_FILE: the loopback authoritative DNS server (bench/loopback-dns.py) on a free port;
+# sets dns_port and dns_pid.
+dns_start() {
+    dns_port=$(free_port)
+    /usr/bin/python3 "$repo/bench/loopback-dns.py" "$dns_port" "$1" >"$bench_dir/dns.log" 2>&1 &
+    dns_pid=$!
+    started_pids+=("$dns_pid")
+    wait_port "$dns_port" 15 "DNS server"
+}
+
+# dns_queries: questions the DNS server has answered so far.
+dns_queries() {
+    local before
+    before=$(grep -c '^queries=' "$bench_dir/dns.log")
+    kill -USR1 "$dns_pid"
+    for _ in $(seq 50); do [ "$(grep -c '^queries=' "$bench_dir/dns.log")" -gt "$before" ] && break; sleep 0.1; done
+    grep '^queries=' "$bench_dir/dns.log" | tail -1 | cut -d= -f2
 }

@@ -48,10 +48,9 @@ pipeline_rate=$(awk -F'[= ]' '/^pipeline_msgs_per_s=/ { print $2 }' "$bench_dir/
 
 # --- 2-4. the relay ---------------------------------------------------------------------------
 # Postern's own SPF/DKIM/DMARC checks are built-in engines and ask DNS for every message: a loopback
-# authoritative server (python3-dnslib) for the corpus's sender domain stands in for the local caching
+# authoritative server (`bench/loopback-dns.py`, python3-dnslib) for the corpus's sender domain stands in for the local caching
 # resolver a relay has. Its records carry TTLs, so Postern's resolver cache answers most questions, as
 # in production. (lib.sh's dead 127.0.0.1:1 would make every check wait for its DNS timeout.)
-dns_port=$(free_port)
 cat >"$bench_dir/zone.txt" <<'ZONE'
 $TTL 3600
 partner.example.                IN TXT "v=spf1 ip4:127.0.0.0/8 -all"
@@ -62,50 +61,8 @@ mail.partner.example.           IN TXT "v=spf1 a -all"
 _dmarc.partner.example.         IN TXT "v=DMARC1; p=none"
 *.                              IN TXT "v=spf1 -all"
 ZONE
-cat >"$bench_dir/dns.py" <<'PY'
-import signal, sys, threading
-from dnslib import RR, QTYPE, RCODE
-from dnslib.server import DNSServer, BaseResolver, DNSLogger
-port, zonefile = int(sys.argv[1]), sys.argv[2]
-RRS = RR.fromZone(open(zonefile).read())
-queries = [0]
-class Zone(BaseResolver):
-    def resolve(self, request, handler):
-        queries[0] += 1
-        reply, q = request.reply(), request.q
-        rrs = [rr for rr in RRS if rr.rname == q.qname] or \
-              [RR(q.qname, rr.rtype, rr.rclass, rr.ttl, rr.rdata) for rr in RRS if str(rr.rname) == "*."]
-        for rr in rrs:
-            if q.qtype in (rr.rtype, QTYPE.ANY):
-                reply.add_answer(rr)
-        reply.header.aa = 1
-        return reply
-servers = [DNSServer(Zone(), address="127.0.0.1", port=port, tcp=tcp, logger=DNSLogger("-request,-reply,-truncated", prefix=False))
-           for tcp in (False, True)]
-for s in servers:
-    s.start_thread()
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-# SIGUSR1: print how many questions were answered so far (the relay runs report their DNS load with it).
-signal.signal(signal.SIGUSR1, lambda *_: print("queries=%d" % queries[0], flush=True))
-stop.wait()
-PY
-/usr/bin/python3 "$bench_dir/dns.py" "$dns_port" "$bench_dir/zone.txt" >"$bench_dir/dns.log" 2>&1 &
-dns_pid=$!
-started_pids+=("$dns_pid")
-# dns_queries: questions the DNS server has answered so far.
-dns_queries() {
-    local before
-    before=$(grep -c '^queries=' "$bench_dir/dns.log")
-    kill -USR1 "$dns_pid"
-    for _ in $(seq 50); do [ "$(grep -c '^queries=' "$bench_dir/dns.log")" -gt "$before" ] && break; sleep 0.1; done
-    grep '^queries=' "$bench_dir/dns.log" | tail -1 | cut -d= -f2
-}
-wait_port "$dns_port" 15 "DNS server"
+dns_start "$bench_dir/zone.txt"
 export Postern__Dns__Servers__0="127.0.0.1:$dns_port"
-
-# cpu_ticks PID: user + system CPU time of PID so far, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
 # relay_run NAME SCANNING SEAL: a fresh Postern and sink; sets rate (messages/s).
 relay_run() {
@@ -121,7 +78,7 @@ relay_run() {
     per_file=$(( messages / ${#run_files[@]} ))
     n=$(( per_file * ${#run_files[@]} ))
     log "$name (scanning=$scanning, sealing=$seal): $n messages, ${#run_files[@]} corpus files × $per_file, $per_file_sessions sessions each"
-    dns_start=$(dns_queries)
+    dns_before=$(dns_queries)
     cpu_start=$(cpu_ticks "$postern_pid")
     start=$(now)
     i=0
@@ -149,7 +106,7 @@ relay_run() {
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
     rate=$(awk -v n="$n" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / (e - s) }')
     cpu=$(awk -v n="$n" -v a="$cpu_start" -v b="$(cpu_ticks "$postern_pid")" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", (b - a) * 1000 / hz / n }')
-    log "$name: $n messages at the sink $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s after the first connection: $rate msg/s, Postern CPU $cpu ms per message, $(( $(dns_queries) - dns_start )) DNS questions"
+    log "$name: $n messages at the sink $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }') s after the first connection: $rate msg/s, Postern CPU $cpu ms per message, $(( $(dns_queries) - dns_before )) DNS questions"
     # The verdicts the scanning run gave, from Postern's own log (one "accepted … verdict …" line per message).
     if [ "$scanning" = true ]; then
         grep -o 'verdict [a-z]*\( (rule [a-z-]*)\)\?' "$dir/postern.log" | sort | uniq -c | sed 's/^/    /' >&2
