@@ -1,0 +1,93 @@
+using System.Text;
+using Microsoft.Extensions.Logging.Abstractions;
+using Postern.Core.Spool;
+
+namespace Postern.Core.Tests.Delivery;
+
+/// <summary><see cref="MessageSpool"/> as the scheduler's <see cref="IQueueStore"/>: release, claim when due, read back.</summary>
+public sealed class SpoolQueueStoreTests : IAsyncLifetime
+{
+    private static readonly Guid TenantA = Guid.NewGuid();
+    private static readonly Guid TenantB = Guid.NewGuid();
+
+    private readonly string _dir = Directory.CreateTempSubdirectory("postern-queue-").FullName;
+    private MessageSpool _spool = null!;
+
+    public Task InitializeAsync()
+    {
+        _spool = new MessageSpool(_dir, NullLogger<MessageSpool>.Instance);
+        _spool.Recover();
+        _spool.Start();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _spool.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private async Task<SpooledMessage> StoreAsync(IQueueStore store, Guid tenant, string body)
+    {
+        var envelope = new Envelope
+        {
+            QueueId = QueueId.New(),
+            ReceivedAt = DateTimeOffset.UtcNow,
+            TenantId = tenant,
+            MailFrom = "alice@contoso.test",
+            Recipients = [new EnvelopeRecipient("bob@contoso.test", RecipientRoute.Tenant)],
+            Client = "127.0.0.1",
+        };
+        using var content = new MessageContent(store.SpillDirectory);
+        await content.WriteAsync(Encoding.ASCII.GetBytes(body), default);
+        return await store.AppendAsync(envelope, ReadOnlyMemory<byte>.Empty, content, 0, default);
+    }
+
+    [Fact]
+    public async Task A_released_message_leaves_its_body_on_disk_and_is_claimed_only_when_due()
+    {
+        IQueueStore store = _spool;
+        var message = await StoreAsync(store, TenantA, "Subject: later\r\n\r\nbody\r\n");
+        var now = DateTimeOffset.UtcNow;
+
+        store.Release(message, now.AddMinutes(5));
+
+        Assert.Null(message.CachedBody);
+        Assert.Empty(store.Claim(now, 10));
+        var claimed = Assert.Single(store.Claim(now.AddMinutes(5), 10));
+        Assert.Equal(message.QueueId, claimed.QueueId);
+        using var body = new StreamReader(store.OpenBody(claimed), Encoding.ASCII);
+        Assert.Equal("Subject: later\r\n\r\nbody\r\n", body.ReadToEnd());
+        Assert.Empty(store.Claim(now.AddHours(1), 10));
+    }
+
+    [Fact]
+    public async Task Claims_take_tenants_in_turn_and_never_more_than_asked()
+    {
+        IQueueStore store = _spool;
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 20; i++)
+            store.Release(await StoreAsync(store, TenantA, $"a{i}"), now);
+        store.Release(await StoreAsync(store, TenantB, "b0"), now);
+
+        var first = store.Claim(now, 2);
+        Assert.Equal([TenantA, TenantB], first.Select(m => m.Envelope.TenantId));
+        Assert.Equal(19, store.Claim(now, 100).Count);
+    }
+
+    [Fact]
+    public async Task Make_due_brings_a_deferred_message_forward_once()
+    {
+        IQueueStore store = _spool;
+        var now = DateTimeOffset.UtcNow;
+        var message = await StoreAsync(store, TenantA, "x");
+        store.Release(message, now.AddHours(1));
+
+        Assert.Equal(1, store.MakeDue(message.QueueId));
+        Assert.Equal(0, store.MakeDue("no-such-id"));
+        Assert.Single(store.Claim(now, 10));
+        // The old entry for an hour later is stale: the message was claimed.
+        Assert.Empty(store.Claim(now.AddHours(2), 10));
+        Assert.Equal(0, _spool.WaitingCount);
+    }
+}
