@@ -125,6 +125,37 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
         await bravoMta.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10), Diagnostics);
     }
 
+    [Fact]
+    public async Task A_backlog_larger_than_the_in_memory_queue_waits_in_the_spool_and_is_delivered_exactly_once()
+    {
+        const int Messages = 120;
+        var sink = SmtpSink.CreateStopped(Directory, "alpha-mta");
+        Own(sink);
+        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{sink.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            MaxActiveMessages = 10,
+            RetryDelays = [TimeSpan.FromHours(1)],
+        };
+        await Postern.StartServeAsync(config);
+
+        // The MTA is down: the backlog is deferred, read back from the spool ten at a time when it is retried.
+        await SendAsync(config.First.Port, alpha, "sender@external.test", "user@alpha.test", Messages, "alpha backlog");
+        await AcceptedAsync("alpha backlog", Messages);
+        await Poll.UntilAsync(async () => (await TraceQuery.ListAsync(Postern, 5000)).Count(t => t.State == "deferred") == Messages,
+            TimeSpan.FromSeconds(60), $"all {Messages} messages deferred", Diagnostics);
+        await sink.StartAsync();
+        (await Postern.RunCliAsync("queue", "retry", "--all")).EnsureSuccess();
+
+        var delivered = await sink.WaitForMessagesAsync(Messages, TimeSpan.FromSeconds(60), Diagnostics);
+        await Poll.UntilAsync(async () => (await TraceQuery.ListAsync(Postern, 5000)).Count(t => t.State == "delivered") == Messages,
+            TimeSpan.FromSeconds(30), $"all {Messages} messages delivered in the trace", Diagnostics);
+        Assert.Equal(Messages, sink.Count);
+        Assert.Equal(Messages, delivered.Select(m => m.Mail.FirstReceivedId()).Distinct().Count());
+    }
+
     /// <summary>Sends <paramref name="count"/> copies with smtp-source, ten sessions at once.</summary>
     private async Task SendAsync(int port, TestTenant tenant, string from, string to, int count, string subject)
     {

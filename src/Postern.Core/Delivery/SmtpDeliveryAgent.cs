@@ -27,7 +27,8 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     private readonly DeliveryOptions _options;
     private readonly string _hostName;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, DestinationPool> _pools = new();
+    /// <summary>Per server; guarded by itself. A pool nobody uses and with no idle connection is dropped by the sweeper.</summary>
+    private readonly Dictionary<string, DestinationPool> _pools = new(StringComparer.Ordinal);
     private readonly Timer _sweeper;
     private readonly MxResolver _resolver;
 
@@ -46,8 +47,16 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         var servers = new List<ServerAttempt>();
         foreach (var server in request.Servers)
         {
-            var pool = _pools.GetOrAdd(PoolKey(server, request), _ => new DestinationPool(_options.MaxConnectionsPerDestination));
-            await pool.Slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var pool = Lease(PoolKey(server, request));
+            try
+            {
+                await pool.Slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                Unlease(pool);
+                throw;
+            }
             RelaySmtpClient? client = null;
             try
             {
@@ -98,6 +107,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                 if (client is not null)
                     await DisposeClientAsync(client).ConfigureAwait(false);
                 pool.Slots.Release();
+                Unlease(pool);
             }
         }
         var lastReply = servers.Count > 0 ? servers[^1].Reply : "no server to deliver to";
@@ -309,12 +319,39 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     private string PoolKey(MtaAddress server, DeliveryRequest request) =>
         $"{server}|{request.RequireTls}|{request.ClientCertificate.Thumbprint}";
 
+    private DestinationPool Lease(string key)
+    {
+        lock (_pools)
+        {
+            if (!_pools.TryGetValue(key, out var pool))
+                _pools[key] = pool = new DestinationPool(_options.MaxConnectionsPerDestination);
+            pool.Users++;
+            return pool;
+        }
+    }
+
+    private void Unlease(DestinationPool pool)
+    {
+        lock (_pools)
+            pool.Users--;
+    }
+
     private void SweepIdle()
     {
         var cutoff = DateTime.UtcNow - _options.IdleConnectionTimeout;
-        foreach (var pool in _pools.Values)
-            foreach (var client in pool.TakeExpired(cutoff))
-                _ = DisposeClientAsync(client);
+        var expired = new List<RelaySmtpClient>();
+        lock (_pools)
+        {
+            foreach (var (key, pool) in _pools.ToList())
+            {
+                expired.AddRange(pool.TakeExpired(cutoff));
+                // Servers no longer delivered to cost nothing.
+                if (pool.Users == 0 && pool.IdleCount == 0)
+                    _pools.Remove(key);
+            }
+        }
+        foreach (var client in expired)
+            _ = DisposeClientAsync(client);
     }
 
     private static async Task DisposeClientAsync(RelaySmtpClient client)
@@ -337,9 +374,11 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _sweeper.DisposeAsync().ConfigureAwait(false);
-        foreach (var pool in _pools.Values)
-            foreach (var client in pool.TakeExpired(DateTime.MaxValue))
-                await DisposeClientAsync(client).ConfigureAwait(false);
+        List<RelaySmtpClient> open;
+        lock (_pools)
+            open = _pools.Values.SelectMany(p => p.TakeExpired(DateTime.MaxValue)).ToList();
+        foreach (var client in open)
+            await DisposeClientAsync(client).ConfigureAwait(false);
     }
 
     /// <summary>Connections to one destination: a cap on how many are busy, and the idle ones kept for reuse.</summary>
@@ -348,6 +387,11 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         private readonly ConcurrentStack<(RelaySmtpClient Client, DateTime Since)> _idle = new();
 
         public SemaphoreSlim Slots { get; } = new(maxConnections, maxConnections);
+
+        /// <summary>Deliveries holding or waiting for a slot; guarded by the agent's pool lock.</summary>
+        public int Users { get; set; }
+
+        public int IdleCount => _idle.Count;
 
         public RelaySmtpClient? TakeIdle()
         {

@@ -1,9 +1,14 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+
 namespace Postern.Core.Spool;
 
 /// <summary>
 /// The waiting side of <see cref="IQueueStore"/> for the local spool: messages the scheduler gave back
-/// (deferred, or beyond its in-memory queue) wait here by due time, without their bodies, until claimed.
-/// Not durable by itself: after a restart <see cref="Recover"/> finds every unfinished message again.
+/// (deferred, or beyond its in-memory queue) wait here by due time as a reference to their record, without
+/// body or envelope, and are read back from the segment when claimed. Not durable by itself: after a restart
+/// <see cref="Recover"/> finds every unfinished message again.
 /// </summary>
 public sealed partial class MessageSpool : IQueueStore
 {
@@ -20,36 +25,43 @@ public sealed partial class MessageSpool : IQueueStore
 
     public IReadOnlyList<SpooledMessage> Claim(DateTimeOffset now, int max)
     {
-        var claimed = new List<SpooledMessage>();
+        var claimed = new List<Waiting>();
         lock (_waitingGate)
         {
             while (_timed.TryPeek(out var timed, out var at) && at <= now)
             {
                 _timed.Dequeue();
                 if (IsCurrent(timed))
-                    _due.Enqueue(timed.Entry.Message.Envelope.TenantId, timed);
+                    _due.Enqueue(timed.Entry.TenantId, timed);
             }
             while (claimed.Count < max && _due.TryDequeue(out var due))
             {
                 if (!IsCurrent(due))
                     continue;
-                _waitingById.Remove(due.Entry.Message.QueueId);
-                claimed.Add(due.Entry.Message);
+                _waitingById.Remove(due.Entry.QueueId);
+                claimed.Add(due.Entry);
             }
         }
-        return claimed;
+        var messages = new List<SpooledMessage>(claimed.Count);
+        foreach (var entry in claimed)
+        {
+            try
+            {
+                messages.Add(entry.ReadBack());
+            }
+            catch (Exception ex) when (ex is IOException or JsonException or UnauthorizedAccessException)
+            {
+                _logger.LogError(ex, "{QueueId}: cannot read the queued message back from {Segment}; trying again in a minute", entry.QueueId, entry.Segment.SegmentPath);
+                Park(entry, now.AddMinutes(1));
+            }
+        }
+        return messages;
     }
 
     public void Release(SpooledMessage message, DateTimeOffset notBefore)
     {
-        // Read back from the segment when it is claimed again.
         message.CachedBody = null;
-        lock (_waitingGate)
-        {
-            var entry = new Waiting(message);
-            _waitingById[message.QueueId] = entry;
-            _timed.Enqueue((entry, entry.Version), notBefore);
-        }
+        Park(Waiting.For(message), notBefore);
     }
 
     public int MakeDue(string queueId)
@@ -61,20 +73,108 @@ public sealed partial class MessageSpool : IQueueStore
             foreach (var entry in entries)
             {
                 entry.Version++;
-                _due.Enqueue(entry.Message.Envelope.TenantId, (entry, entry.Version));
+                _due.Enqueue(entry.TenantId, (entry, entry.Version));
             }
             return entries.Count;
         }
     }
 
+    private void Park(Waiting entry, DateTimeOffset notBefore)
+    {
+        lock (_waitingGate)
+        {
+            _waitingById[entry.QueueId] = entry;
+            entry.Version++;
+            _timed.Enqueue((entry, entry.Version), notBefore);
+        }
+    }
+
     private bool IsCurrent((Waiting Entry, long Version) reference) =>
         reference.Entry.Version == reference.Version
-        && _waitingById.TryGetValue(reference.Entry.Message.QueueId, out var entry) && ReferenceEquals(entry, reference.Entry);
+        && _waitingById.TryGetValue(reference.Entry.QueueId, out var entry) && ReferenceEquals(entry, reference.Entry);
 
-    /// <summary>A released message; a new version makes older queue references to it stale.</summary>
-    private sealed class Waiting(SpooledMessage message)
+    /// <summary>
+    /// A released message as a reference to its record: where its envelope and body are, which recipients are
+    /// done, and how many attempts were made. A new version makes older queue references to it stale.
+    /// </summary>
+    private sealed class Waiting
     {
-        public SpooledMessage Message { get; } = message;
+        private Envelope? _envelope;
+
+        private Waiting(SpooledMessage message)
+        {
+            QueueId = message.QueueId;
+            TenantId = message.Envelope.TenantId;
+            Segment = message.Segment;
+            BodyOffset = message.BodyOffset;
+            BodyLength = message.BodyLength;
+            Attempts = message.Attempts;
+            Finished = message.FinishedRecipients.ToArray();
+        }
+
+        public string QueueId { get; }
+        public Guid TenantId { get; }
+        public SpoolSegment Segment { get; }
+        public long BodyOffset { get; }
+        public long BodyLength { get; }
+        public int Attempts { get; }
+        public int[] Finished { get; }
         public long Version { get; set; }
+
+        /// <summary>Length of the envelope JSON, which ends where the body begins; 0 when the envelope is kept in memory.</summary>
+        private int EnvelopeLength { get; set; }
+
+        /// <summary>
+        /// The record's header is checked against the envelope's length before the envelope is let go, so a read-back
+        /// can never land elsewhere; in the unlikely case it does not match, the envelope stays in memory.
+        /// </summary>
+        public static Waiting For(SpooledMessage message)
+        {
+            var entry = new Waiting(message);
+            var length = JsonSerializer.SerializeToUtf8Bytes(message.Envelope, SpoolJsonContext.Default.Envelope).Length;
+            if (entry.HeaderMatches(length))
+                entry.EnvelopeLength = length;
+            else
+                entry._envelope = message.Envelope;
+            return entry;
+        }
+
+        public SpooledMessage ReadBack()
+        {
+            var envelope = _envelope;
+            if (envelope is null)
+            {
+                var json = new byte[EnvelopeLength];
+                using var handle = OpenSegment();
+                if (RandomAccess.Read(handle, json, BodyOffset - EnvelopeLength) < json.Length)
+                    throw new IOException($"the record of {QueueId} is shorter than its header says");
+                envelope = JsonSerializer.Deserialize(json, SpoolJsonContext.Default.Envelope)
+                    ?? throw new JsonException($"the envelope of {QueueId} is empty");
+            }
+            return new SpooledMessage(envelope, Segment, BodyOffset, BodyLength, Finished) { Attempts = Attempts };
+        }
+
+        private bool HeaderMatches(int envelopeLength)
+        {
+            var start = BodyOffset - envelopeLength - HeaderSize;
+            if (start < 0)
+                return false;
+            var header = new byte[HeaderSize];
+            try
+            {
+                using var handle = OpenSegment();
+                return RandomAccess.Read(handle, header, start) == HeaderSize
+                    && header.AsSpan(0, Magic.Length).SequenceEqual(Magic)
+                    && BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)) == envelopeLength
+                    && BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(8)) == BodyLength;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
+
+        private Microsoft.Win32.SafeHandles.SafeFileHandle OpenSegment() =>
+            File.OpenHandle(Segment.SegmentPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
     }
 }

@@ -27,7 +27,7 @@ public sealed class SpoolQueueStoreTests : IAsyncLifetime
         Directory.Delete(_dir, recursive: true);
     }
 
-    private async Task<SpooledMessage> StoreAsync(IQueueStore store, Guid tenant, string body)
+    private async Task<SpooledMessage> StoreAsync(IQueueStore store, Guid tenant, string body, int recipients = 1)
     {
         var envelope = new Envelope
         {
@@ -35,7 +35,7 @@ public sealed class SpoolQueueStoreTests : IAsyncLifetime
             ReceivedAt = DateTimeOffset.UtcNow,
             TenantId = tenant,
             MailFrom = "alice@contoso.test",
-            Recipients = [new EnvelopeRecipient("bob@contoso.test", RecipientRoute.Tenant)],
+            Recipients = Enumerable.Range(0, recipients).Select(i => new EnvelopeRecipient($"user{i}@contoso.test", RecipientRoute.Tenant)).ToArray(),
             Client = "127.0.0.1",
         };
         using var content = new MessageContent(store.SpillDirectory);
@@ -59,6 +59,27 @@ public sealed class SpoolQueueStoreTests : IAsyncLifetime
         using var body = new StreamReader(store.OpenBody(claimed), Encoding.ASCII);
         Assert.Equal("Subject: later\r\n\r\nbody\r\n", body.ReadToEnd());
         Assert.Empty(store.Claim(now.AddHours(1), 10));
+    }
+
+    [Fact]
+    public async Task A_released_message_is_read_back_from_its_record_with_its_envelope_finished_recipients_and_attempts()
+    {
+        IQueueStore store = _spool;
+        var message = await StoreAsync(store, TenantA, "Subject: three\r\n\r\nbody\r\n", recipients: 3);
+        store.Finish(message, [1]);
+        message.Attempts = 2;
+        var now = DateTimeOffset.UtcNow;
+
+        store.Release(message, now);
+        var claimed = Assert.Single(store.Claim(now, 1));
+
+        Assert.NotSame(message, claimed);
+        Assert.Equal(message.Envelope.Recipients, claimed.Envelope.Recipients);
+        Assert.Equal(message.Envelope.ReceivedAt, claimed.Envelope.ReceivedAt);
+        Assert.Equal([0, 2], claimed.PendingRecipients);
+        Assert.Equal(2, claimed.Attempts);
+        using var body = new StreamReader(store.OpenBody(claimed), Encoding.ASCII);
+        Assert.Equal("Subject: three\r\n\r\nbody\r\n", body.ReadToEnd());
     }
 
     [Fact]

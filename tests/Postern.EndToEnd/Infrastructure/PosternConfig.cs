@@ -33,6 +33,9 @@ public sealed class PosternConfig
     /// <summary>Keeps a dead next hop from stalling a test for the default 30 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Postern:Delivery:MaxActiveMessages; null keeps Postern's default out of the file.</summary>
+    public int? MaxActiveMessages { get; init; }
+
     /// <summary>Postern:Delivery:GreetingTimeout; null keeps Postern's default (5 minutes) out of the file.</summary>
     public TimeSpan? GreetingTimeout { get; init; }
 
@@ -70,6 +73,8 @@ public sealed class PosternConfig
         };
         if (MaxConnectionsPerDestination is { } max)
             delivery["MaxConnectionsPerDestination"] = max;
+        if (MaxActiveMessages is { } active)
+            delivery["MaxActiveMessages"] = active;
         if (GreetingTimeout is { } greeting)
             delivery["GreetingTimeout"] = Span(greeting);
         var postern = new JsonObject
