@@ -11,28 +11,21 @@ namespace Postern.EndToEnd;
 /// </summary>
 public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest(output)
 {
-    private const string CatchAllZone = """
-        $TTL 300
-        *.              IN MX 10 mx.sink.test.
-        *.              IN A  127.0.0.1
-        mx.sink.test.   IN A  127.0.0.1
-        """;
-
     [Fact]
     public async Task A_tenant_whose_mta_accepts_and_never_answers_does_not_delay_another_tenants_mail()
     {
         const int Backlog = 300;
         const int Messages = 40;
         const int Budget = 20;
-        var tarpit = Own(new TarpitMta());
-        var bravoMta = Own(await SmtpSink.StartAsync(Directory, "bravo-mta"));
-        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tarpit.Port}");
-        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{bravoMta.Port}");
+        var (tarpit, bravoMta, alpha, bravo) = await HungAlphaAndBravoAsync();
         var config = new PosternConfig
         {
             Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
             DeliveryRequireTls = false,
             MaxConnectionsPerDestination = Budget,
+            // Alpha's backlog is more than its share of the in-memory queue: the rest waits in the spool.
+            MaxActiveMessages = 200,
+            MaxActiveMessagesPerTenant = 100,
         };
         await Postern.StartServeAsync(config);
 
@@ -59,7 +52,7 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
         // The shared next hop takes a second per message, four at a time: alpha's backlog needs almost a minute.
         var internet = Own(await SmtpSink.StartAsync(Directory, "internet", extraArguments: ["-w", "1"]));
         var tenantMtas = Own(await SmtpSink.StartAsync(Directory, "tenant-mtas"));
-        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
         var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tenantMtas.Port}");
         var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{tenantMtas.Port}");
         var config = new PosternConfig
@@ -91,10 +84,7 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
     [Fact]
     public async Task A_next_hop_that_never_sends_its_greeting_is_in_the_trace_as_a_timeout_and_its_queue_waits()
     {
-        var tarpit = Own(new TarpitMta());
-        var bravoMta = Own(await SmtpSink.StartAsync(Directory, "bravo-mta"));
-        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tarpit.Port}");
-        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{bravoMta.Port}");
+        var (tarpit, bravoMta, alpha, bravo) = await HungAlphaAndBravoAsync();
         var config = new PosternConfig
         {
             Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
@@ -154,6 +144,16 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
             TimeSpan.FromSeconds(30), $"all {Messages} messages delivered in the trace", Diagnostics);
         Assert.Equal(Messages, sink.Count);
         Assert.Equal(Messages, delivered.Select(m => m.Mail.FirstReceivedId()).Distinct().Count());
+    }
+
+    /// <summary>Tenant alpha's MTA is a tarpit; tenant bravo's is an smtp-sink.</summary>
+    private async Task<(TarpitMta Tarpit, SmtpSink BravoMta, TestTenant Alpha, TestTenant Bravo)> HungAlphaAndBravoAsync()
+    {
+        var tarpit = Own(new TarpitMta());
+        var bravoMta = Own(await SmtpSink.StartAsync(Directory, "bravo-mta"));
+        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tarpit.Port}");
+        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{bravoMta.Port}");
+        return (tarpit, bravoMta, alpha, bravo);
     }
 
     /// <summary>Sends <paramref name="count"/> copies with smtp-source, ten sessions at once.</summary>

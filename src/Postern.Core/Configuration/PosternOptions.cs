@@ -78,6 +78,8 @@ public sealed class PosternOptions
             yield return $"Postern:Delivery:MaxConnectionsPerDestination '{Delivery.MaxConnectionsPerDestination}' must be at least 1";
         if (Delivery.MaxActiveMessages < 1)
             yield return $"Postern:Delivery:MaxActiveMessages '{Delivery.MaxActiveMessages}' must be at least 1";
+        if (Delivery.MaxActiveMessagesPerTenant < 1)
+            yield return $"Postern:Delivery:MaxActiveMessagesPerTenant '{Delivery.MaxActiveMessagesPerTenant}' must be at least 1";
         foreach (var (name, timeout) in new[] { ("ConnectTimeout", Delivery.ConnectTimeout), ("GreetingTimeout", Delivery.GreetingTimeout),
                      ("CommandTimeout", Delivery.CommandTimeout), ("DataTimeout", Delivery.DataTimeout) })
         {
@@ -146,6 +148,9 @@ public sealed class DeliveryOptions
 
     /// <summary>Cap on messages the queue manager holds in memory; the rest wait in the spool (Postfix's qmgr_message_active_limit).</summary>
     public int MaxActiveMessages { get; set; } = 20000;
+
+    /// <summary>Cap on one tenant's share of <see cref="MaxActiveMessages"/>, so a tenant's backlog to a hung destination cannot fill memory for all.</summary>
+    public int MaxActiveMessagesPerTenant { get; set; } = 5000;
 
     /// <summary>Until the TCP connection to a next hop is made (Postfix's smtp_connect_timeout).</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);

@@ -15,8 +15,9 @@ namespace Postern.Core.Delivery;
 /// schedule, bounces or records permanent ones, and tells the queue store which recipients are finished.
 /// </summary>
 /// <remarks>
-/// At most <see cref="DeliveryOptions.MaxActiveMessages"/> messages are held in memory; the rest, and every
-/// deferred message, wait in the <see cref="IQueueStore"/> without their bodies and are claimed back when due.
+/// At most <see cref="DeliveryOptions.MaxActiveMessages"/> messages are held in memory, and at most
+/// <see cref="DeliveryOptions.MaxActiveMessagesPerTenant"/> of one tenant; the rest, and every deferred message,
+/// wait in the <see cref="IQueueStore"/> without their bodies and are claimed back when due.
 /// </remarks>
 public sealed class DeliveryScheduler : IAsyncDisposable
 {
@@ -35,6 +36,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private readonly DestinationQueues<DeliveryJob> _queues;
     private readonly object _gate = new();
     private readonly HashSet<Task> _settling = new();
+    private readonly Dictionary<Guid, int> _activeByTenant = new();
     private int _active;
     private Task? _claimer;
 
@@ -71,13 +73,14 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     {
         lock (_gate)
         {
-            if (_active >= _options.Delivery.MaxActiveMessages)
+            var tenant = message.Envelope.TenantId;
+            if (_active >= _options.Delivery.MaxActiveMessages || ActiveOf(tenant) >= _options.Delivery.MaxActiveMessagesPerTenant)
             {
-                // The in-memory queue is full: the message waits in the store and is claimed when there is room.
+                // The in-memory queue (or the tenant's share of it) is full: the message waits in the store until there is room.
                 _store.Release(message, DateTimeOffset.UtcNow);
                 return;
             }
-            _active++;
+            Hold(tenant, 1);
         }
         Dispatch(message);
     }
@@ -131,8 +134,17 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             var room = _options.Delivery.MaxActiveMessages - _active;
             if (room <= 0)
                 return;
-            claimed = _store.Claim(DateTimeOffset.UtcNow, room);
-            _active += claimed.Count;
+            var taking = new Dictionary<Guid, int>();
+            claimed = _store.Claim(DateTimeOffset.UtcNow, room, tenant =>
+            {
+                var more = taking.GetValueOrDefault(tenant);
+                if (ActiveOf(tenant) + more >= _options.Delivery.MaxActiveMessagesPerTenant)
+                    return false;
+                taking[tenant] = more + 1;
+                return true;
+            });
+            foreach (var message in claimed)
+                Hold(message.Envelope.TenantId, 1);
         }
         foreach (var message in claimed)
             Dispatch(message);
@@ -271,8 +283,21 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private void Leave(SpooledMessage message)
     {
         lock (_gate)
-            _active--;
+            Hold(message.Envelope.TenantId, -1);
     }
+
+    /// <summary>Counts messages in memory, in all and per tenant; a tenant with none is forgotten. Called under the lock.</summary>
+    private void Hold(Guid tenant, int change)
+    {
+        _active += change;
+        var count = ActiveOf(tenant) + change;
+        if (count > 0)
+            _activeByTenant[tenant] = count;
+        else
+            _activeByTenant.Remove(tenant);
+    }
+
+    private int ActiveOf(Guid tenant) => _activeByTenant.GetValueOrDefault(tenant);
 
     private void Track(Task task)
     {

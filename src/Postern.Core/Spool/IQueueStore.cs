@@ -18,8 +18,12 @@ public interface IQueueStore
     /// <summary>Stores a message durably: completes once it is committed with its batch. The message comes back claimed.</summary>
     Task<SpooledMessage> AppendAsync(Envelope envelope, ReadOnlyMemory<byte> head, MessageContent content, long contentOffset, CancellationToken cancellationToken);
 
-    /// <summary>Claims up to <paramref name="max"/> waiting messages due at <paramref name="now"/>, taking tenants in turn.</summary>
-    IReadOnlyList<SpooledMessage> Claim(DateTimeOffset now, int max);
+    /// <summary>
+    /// Claims up to <paramref name="max"/> waiting messages due at <paramref name="now"/>, taking tenants in turn.
+    /// <paramref name="admit"/>, when given, is asked once for each message about to be claimed: false leaves it
+    /// waiting and passes over the rest of that tenant's for this claim (the tenant has its share in memory).
+    /// </summary>
+    IReadOnlyList<SpooledMessage> Claim(DateTimeOffset now, int max, Func<Guid, bool>? admit = null);
 
     /// <summary>Gives a claimed, unfinished message back: it waits until <paramref name="notBefore"/>, its body out of memory.</summary>
     void Release(SpooledMessage message, DateTimeOffset notBefore);

@@ -23,9 +23,10 @@ public sealed partial class MessageSpool : IQueueStore
         get { lock (_waitingGate) return _waitingById.Count; }
     }
 
-    public IReadOnlyList<SpooledMessage> Claim(DateTimeOffset now, int max)
+    public IReadOnlyList<SpooledMessage> Claim(DateTimeOffset now, int max, Func<Guid, bool>? admit = null)
     {
         var claimed = new List<Waiting>();
+        var full = new HashSet<Guid>();
         lock (_waitingGate)
         {
             while (_timed.TryPeek(out var timed, out var at) && at <= now)
@@ -34,10 +35,16 @@ public sealed partial class MessageSpool : IQueueStore
                 if (IsCurrent(timed))
                     _due.Enqueue(timed.Entry.TenantId, timed);
             }
-            while (claimed.Count < max && _due.TryDequeue(out var due))
+            while (claimed.Count < max && _due.TryDequeue(tenant => !full.Contains(tenant), out var due))
             {
                 if (!IsCurrent(due))
                     continue;
+                if (admit is not null && !admit(due.Entry.TenantId))
+                {
+                    full.Add(due.Entry.TenantId);
+                    _due.Enqueue(due.Entry.TenantId, due);
+                    continue;
+                }
                 _waitingById.Remove(due.Entry.QueueId);
                 claimed.Add(due.Entry);
             }

@@ -42,6 +42,20 @@ internal sealed class TenantRoundRobin<T>
         return true;
     }
 
+    /// <summary>Like <see cref="TryDequeue(out T)"/>, passing over tenants that are not <paramref name="eligible"/> (they keep their turn).</summary>
+    public bool TryDequeue(Func<Guid, bool> eligible, out T item)
+    {
+        for (var tried = _turns.Count; tried > 0; tried--)
+        {
+            var tenant = _turns.Peek();
+            if (eligible(tenant))
+                return TryDequeue(out item);
+            _turns.Enqueue(_turns.Dequeue());
+        }
+        item = default!;
+        return false;
+    }
+
     /// <summary>Takes every item out, in turn order.</summary>
     public List<T> DequeueAll()
     {

@@ -47,27 +47,20 @@ public sealed class DestinationQueuesTests : IDisposable
     [Fact]
     public async Task Within_one_destination_a_tenant_with_twenty_times_the_mail_alternates_with_the_other()
     {
-        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var order = new ConcurrentQueue<Job>();
-        var running = 0;
-        var queues = new DestinationQueues<Job>(1, async (job, ct) =>
-        {
-            Interlocked.Increment(ref running);
-            await gate.Task.WaitAsync(ct);
-            order.Enqueue(job);
-        }, _stopping.Token);
+        var runner = new GatedRunner();
+        var queues = new DestinationQueues<Job>(1, runner.RunAsync, _stopping.Token);
 
         // A's backlog is queued first (its first job already in delivery); B's two messages come after all of it.
         queues.TryAdd("mx:shared.test", TenantA, new Job("mx:shared.test", TenantA, 0), DateTimeOffset.UtcNow, out _);
-        await UntilAsync(() => Volatile.Read(ref running) == 1, "the first job to start");
+        await UntilAsync(() => runner.Started == 1, "the first job to start");
         for (var i = 1; i < 40; i++)
             queues.TryAdd("mx:shared.test", TenantA, new Job("mx:shared.test", TenantA, i), DateTimeOffset.UtcNow, out _);
         for (var i = 0; i < 2; i++)
             queues.TryAdd("mx:shared.test", TenantB, new Job("mx:shared.test", TenantB, i), DateTimeOffset.UtcNow, out _);
-        gate.SetResult();
+        runner.Open();
 
-        await UntilAsync(() => order.Count == 42, "every job");
-        var positions = order.Select((job, at) => (job, at)).Where(p => p.job.Tenant == TenantB).Select(p => p.at).ToArray();
+        await UntilAsync(() => runner.Ran.Count == 42, "every job");
+        var positions = runner.Ran.Select((job, at) => (job, at)).Where(p => p.job.Tenant == TenantB).Select(p => p.at).ToArray();
         // The first A job was already running; then A and B take turns.
         Assert.Equal([2, 4], positions);
     }
@@ -84,18 +77,11 @@ public sealed class DestinationQueuesTests : IDisposable
     [Fact]
     public async Task A_suspended_destination_hands_back_its_queue_and_refuses_new_jobs_until_resumed()
     {
-        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var ran = new ConcurrentQueue<Job>();
-        var running = 0;
-        var queues = new DestinationQueues<Job>(1, async (job, ct) =>
-        {
-            Interlocked.Increment(ref running);
-            await gate.Task.WaitAsync(ct);
-            ran.Enqueue(job);
-        }, _stopping.Token);
+        var runner = new GatedRunner();
+        var queues = new DestinationQueues<Job>(1, runner.RunAsync, _stopping.Token);
         var now = DateTimeOffset.UtcNow;
         queues.TryAdd("tenant:down.test", TenantA, new Job("tenant:down.test", TenantA, 0), now, out _);
-        await UntilAsync(() => Volatile.Read(ref running) == 1, "the first job to start");
+        await UntilAsync(() => runner.Started == 1, "the first job to start");
         for (var i = 1; i < 5; i++)
             queues.TryAdd("tenant:down.test", TenantA, new Job("tenant:down.test", TenantA, i), now, out _);
 
@@ -108,9 +94,9 @@ public sealed class DestinationQueuesTests : IDisposable
         Assert.Equal([6], queues.Suspend("tenant:down.test", now.AddMinutes(5), "again").Select(j => j.Number));
         queues.ResumeAll();
         Assert.True(queues.TryAdd("tenant:down.test", TenantA, new Job("tenant:down.test", TenantA, 7), now, out _));
-        gate.SetResult();
-        await UntilAsync(() => ran.Count == 2, "the job that was running and the one added after resuming");
-        Assert.Equal([0, 7], ran.Select(j => j.Number));
+        runner.Open();
+        await UntilAsync(() => runner.Ran.Count == 2, "the job that was running and the one added after resuming");
+        Assert.Equal([0, 7], runner.Ran.Select(j => j.Number));
     }
 
     [Fact]
@@ -125,6 +111,41 @@ public sealed class DestinationQueuesTests : IDisposable
         Assert.Equal(["a1", "b1", "a2", "b2", "a3", "a4"], queue.DequeueAll());
         Assert.False(queue.TryDequeue(out _));
         Assert.Equal(0, queue.Count);
+    }
+
+    [Fact]
+    public void Round_robin_passes_over_a_tenant_that_is_not_eligible_and_keeps_its_turn()
+    {
+        var queue = new TenantRoundRobin<string>();
+        queue.Enqueue(TenantA, "a1");
+        queue.Enqueue(TenantB, "b1");
+        queue.Enqueue(TenantB, "b2");
+        Assert.True(queue.TryDequeue(t => t != TenantA, out var first));
+        Assert.True(queue.TryDequeue(t => t != TenantA, out var second));
+        Assert.False(queue.TryDequeue(t => t != TenantA, out _));
+        Assert.Equal(("b1", "b2"), (first, second));
+        Assert.True(queue.TryDequeue(out var last));
+        Assert.Equal("a1", last);
+    }
+
+    /// <summary>Deliveries that start, then wait until <see cref="Open"/>; records the order they finish in.</summary>
+    private sealed class GatedRunner
+    {
+        private readonly TaskCompletionSource _gate = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _started;
+
+        public ConcurrentQueue<Job> Ran { get; } = new();
+
+        public int Started => Volatile.Read(ref _started);
+
+        public void Open() => _gate.SetResult();
+
+        public async Task RunAsync(Job job, CancellationToken cancellationToken)
+        {
+            Interlocked.Increment(ref _started);
+            await _gate.Task.WaitAsync(cancellationToken);
+            Ran.Enqueue(job);
+        }
     }
 
     private static async Task UntilAsync(Func<bool> condition, string what)

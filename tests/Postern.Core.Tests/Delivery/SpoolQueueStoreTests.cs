@@ -43,6 +43,16 @@ public sealed class SpoolQueueStoreTests : IAsyncLifetime
         return await store.AppendAsync(envelope, ReadOnlyMemory<byte>.Empty, content, 0, default);
     }
 
+    /// <summary>Stores and releases, due at <paramref name="now"/>, alpha's messages and then bravo's.</summary>
+    private async Task ReleaseBacklogsAsync(IQueueStore store, DateTimeOffset now, int alpha, int bravo)
+    {
+        foreach (var (tenant, count) in new[] { (TenantA, alpha), (TenantB, bravo) })
+        {
+            for (var i = 0; i < count; i++)
+                store.Release(await StoreAsync(store, tenant, $"message {i}"), now);
+        }
+    }
+
     [Fact]
     public async Task A_released_message_leaves_its_body_on_disk_and_is_claimed_only_when_due()
     {
@@ -87,13 +97,30 @@ public sealed class SpoolQueueStoreTests : IAsyncLifetime
     {
         IQueueStore store = _spool;
         var now = DateTimeOffset.UtcNow;
-        for (var i = 0; i < 20; i++)
-            store.Release(await StoreAsync(store, TenantA, $"a{i}"), now);
-        store.Release(await StoreAsync(store, TenantB, "b0"), now);
+        await ReleaseBacklogsAsync(store, now, alpha: 20, bravo: 1);
 
         var first = store.Claim(now, 2);
         Assert.Equal([TenantA, TenantB], first.Select(m => m.Envelope.TenantId));
         Assert.Equal(19, store.Claim(now, 100).Count);
+    }
+
+    [Fact]
+    public async Task A_tenant_refused_admission_keeps_its_messages_waiting_while_the_others_are_claimed()
+    {
+        IQueueStore store = _spool;
+        var now = DateTimeOffset.UtcNow;
+        await ReleaseBacklogsAsync(store, now, alpha: 5, bravo: 1);
+        var asked = 0;
+
+        var claimed = store.Claim(now, 10, tenant =>
+        {
+            asked++;
+            return tenant != TenantA;
+        });
+
+        Assert.Equal([TenantB], claimed.Select(m => m.Envelope.TenantId));
+        Assert.Equal(2, asked); // once for alpha, whose other messages are then passed over, once for bravo
+        Assert.Equal(5, store.Claim(now, 10).Count);
     }
 
     [Fact]

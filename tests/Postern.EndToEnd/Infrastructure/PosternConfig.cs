@@ -36,6 +36,9 @@ public sealed class PosternConfig
     /// <summary>Postern:Delivery:MaxActiveMessages; null keeps Postern's default out of the file.</summary>
     public int? MaxActiveMessages { get; init; }
 
+    /// <summary>Postern:Delivery:MaxActiveMessagesPerTenant; null keeps Postern's default out of the file.</summary>
+    public int? MaxActiveMessagesPerTenant { get; init; }
+
     /// <summary>Postern:Delivery:GreetingTimeout; null keeps Postern's default (5 minutes) out of the file.</summary>
     public TimeSpan? GreetingTimeout { get; init; }
 
@@ -75,6 +78,8 @@ public sealed class PosternConfig
             delivery["MaxConnectionsPerDestination"] = max;
         if (MaxActiveMessages is { } active)
             delivery["MaxActiveMessages"] = active;
+        if (MaxActiveMessagesPerTenant is { } perTenant)
+            delivery["MaxActiveMessagesPerTenant"] = perTenant;
         if (GreetingTimeout is { } greeting)
             delivery["GreetingTimeout"] = Span(greeting);
         var postern = new JsonObject
