@@ -7,13 +7,6 @@ namespace Postern.EndToEnd;
 /// <summary>Outbound by MX, bounces and failure records, handoff listeners, the queue commands, and MX-based domain set-up.</summary>
 public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(output)
 {
-    private const string CatchAllZone = """
-        $TTL 300
-        *.              IN MX 10 mx.sink.test.
-        *.              IN A  127.0.0.1
-        mx.sink.test.   IN A  127.0.0.1
-        """;
-
     private static PosternConfig Config(int mxPort, string dns, bool handoff = false, IReadOnlyList<TimeSpan>? retryDelays = null, TimeSpan? maxAge = null) => new()
     {
         Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false, Handoff: handoff)],
@@ -48,7 +41,7 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     {
         var internet = Own(await SmtpSink.StartAsync(Directory, "internet"));
         var tenantMta = Own(await SmtpSink.StartAsync(Directory, "tenant"));
-        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
         var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
         var config = Config(internet.Port, dns.EndPoint);
         await Postern.StartServeAsync(config);
@@ -68,7 +61,7 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     {
         var internet = Own(await SmtpSink.StartAsync(Directory, "internet", extraArguments: ["-f", "RCPT", "-B", "550 5.1.1 No such user"]));
         var tenantMta = Own(await SmtpSink.StartAsync(Directory, "tenant"));
-        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
         var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
         var config = Config(internet.Port, dns.EndPoint);
         await Postern.StartServeAsync(config);
@@ -94,7 +87,7 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     {
         var internet = Own(await SmtpSink.StartAsync(Directory, "internet"));
         var tenantMta = Own(await SmtpSink.StartAsync(Directory, "tenant"));
-        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
         var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
         (await Postern.RunCliAsync("policy", "add", "contoso", "--name", "no-competitors", "--direction", "outbound",
             "--recipient", "*@competitor.test", "--action", "reject", "--reply", "Mail to competitors is not allowed")).EnsureSuccess();
@@ -125,7 +118,7 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     {
         var internet = Own(SmtpSink.CreateStopped(Directory, "internet"));
         var tenantMta = Own(await SmtpSink.StartAsync(Directory, "tenant"));
-        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
         var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
         var config = Config(internet.Port, dns.EndPoint, retryDelays: [TimeSpan.FromSeconds(1)], maxAge: TimeSpan.FromSeconds(4));
         await Postern.StartServeAsync(config);
@@ -146,7 +139,7 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     public async Task Inbound_permanent_failure_is_recorded_in_the_trace_and_bounces_nothing()
     {
         var tenantMta = Own(await SmtpSink.StartAsync(Directory, "tenant", extraArguments: ["-f", "RCPT", "-B", "550 5.1.1 No such mailbox"]));
-        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
         var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
         var config = Config(tenantMta.Port, dns.EndPoint);
         await Postern.StartServeAsync(config);
@@ -167,7 +160,7 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     public async Task Handoff_listener_answers_only_after_the_next_hop_accepted_and_451_when_it_could_not()
     {
         var tenantMta = Own(SmtpSink.CreateStopped(Directory, "tenant"));
-        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
         var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
         var config = Config(tenantMta.Port, dns.EndPoint, handoff: true);
         await Postern.StartServeAsync(config);
@@ -189,7 +182,7 @@ public sealed class DeliveryTests(ITestOutputHelper output) : EndToEndTest(outpu
     public async Task Queue_retry_delivers_a_deferred_message_before_its_next_scheduled_attempt()
     {
         var tenantMta = Own(SmtpSink.CreateStopped(Directory, "tenant"));
-        var dns = Own(await DnsServer.StartAsync(Directory, CatchAllZone));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
         var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{tenantMta.Port}");
         var config = Config(tenantMta.Port, dns.EndPoint, retryDelays: [TimeSpan.FromHours(1)]);
         await Postern.StartServeAsync(config);

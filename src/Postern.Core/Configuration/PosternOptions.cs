@@ -76,6 +76,16 @@ public sealed class PosternOptions
             yield return $"Postern:Delivery:MaxAge '{Delivery.MaxAge}' must be positive";
         if (Delivery.MaxConnectionsPerDestination < 1)
             yield return $"Postern:Delivery:MaxConnectionsPerDestination '{Delivery.MaxConnectionsPerDestination}' must be at least 1";
+        if (Delivery.MaxActiveMessages < 1)
+            yield return $"Postern:Delivery:MaxActiveMessages '{Delivery.MaxActiveMessages}' must be at least 1";
+        if (Delivery.MaxActiveMessagesPerTenant < 1)
+            yield return $"Postern:Delivery:MaxActiveMessagesPerTenant '{Delivery.MaxActiveMessagesPerTenant}' must be at least 1";
+        foreach (var (name, timeout) in new[] { ("ConnectTimeout", Delivery.ConnectTimeout), ("GreetingTimeout", Delivery.GreetingTimeout),
+                     ("CommandTimeout", Delivery.CommandTimeout), ("DataTimeout", Delivery.DataTimeout) })
+        {
+            if (timeout <= TimeSpan.Zero)
+                yield return $"Postern:Delivery:{name} '{timeout}' must be positive";
+        }
         foreach (var server in Dns.Servers)
         {
             if (!IPEndPoint.TryParse(server, out _) && !IPAddress.TryParse(server, out _))
@@ -136,9 +146,23 @@ public sealed class DeliveryOptions
     /// <summary>Port used when delivering by MX (25 on the Internet; tests point it elsewhere).</summary>
     public int MxPort { get; set; } = 25;
 
+    /// <summary>Cap on messages the queue manager holds in memory; the rest wait in the spool (Postfix's qmgr_message_active_limit).</summary>
+    public int MaxActiveMessages { get; set; } = 20000;
+
+    /// <summary>Cap on one tenant's share of <see cref="MaxActiveMessages"/>, so a tenant's backlog to a hung destination cannot fill memory for all.</summary>
+    public int MaxActiveMessagesPerTenant { get; set; } = 5000;
+
+    /// <summary>Until the TCP connection to a next hop is made (Postfix's smtp_connect_timeout).</summary>
     public TimeSpan ConnectTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Until the next hop's greeting, and each reply to EHLO and STARTTLS (Postfix's smtp_helo_timeout).</summary>
+    public TimeSpan GreetingTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Until the reply to MAIL FROM and to each RCPT TO (Postfix's smtp_mail_timeout, smtp_rcpt_timeout).</summary>
     public TimeSpan CommandTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>From DATA (or BDAT) until the reply after the last byte of the message (Postfix's smtp_data_done_timeout).</summary>
+    public TimeSpan DataTimeout { get; set; } = TimeSpan.FromMinutes(10);
 
     /// <summary>How long a connection to a next hop is kept for reuse.</summary>
     public TimeSpan IdleConnectionTimeout { get; set; } = TimeSpan.FromSeconds(30);

@@ -17,5 +17,8 @@ public sealed record RecipientResult(string Recipient, RecipientOutcome Outcome,
 /// <summary>One server tried during an attempt, for the trace.</summary>
 public sealed record ServerAttempt(string Server, RecipientOutcome Outcome, string Reply, IReadOnlyList<string> Recipients);
 
-/// <summary>The result of delivering one group of recipients: per recipient, and every server tried.</summary>
-public sealed record DeliveryReport(IReadOnlyList<RecipientResult> Recipients, IReadOnlyList<ServerAttempt> Servers);
+/// <summary>
+/// The result of delivering one group of recipients: per recipient, and every server tried. <paramref name="Unreachable"/>
+/// when no server got as far as a transaction (refused, timed out, no greeting, TLS failed): the destination is down.
+/// </summary>
+public sealed record DeliveryReport(IReadOnlyList<RecipientResult> Recipients, IReadOnlyList<ServerAttempt> Servers, bool Unreachable = false);

@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Microsoft.Extensions.Logging;
 using Postern.Core.Certificates;
 using Postern.Core.Configuration;
@@ -10,14 +9,22 @@ using Postern.Core.Trace;
 namespace Postern.Core.Delivery;
 
 /// <summary>
-/// The queue manager: takes spooled messages, delivers each recipient group (tenant MTAs, or MX for
-/// outbound), retries temporary failures on the configured schedule, bounces or records permanent
-/// ones, and tells the spool which recipients are finished.
+/// The queue manager: splits each queued message into one job per destination (a tenant domain's MTAs, or an
+/// outbound MX domain), delivers each destination's jobs within its own connection budget and round-robin
+/// between tenants (<see cref="DestinationQueues{TJob}"/>), retries temporary failures on the configured
+/// schedule, bounces or records permanent ones, and tells the queue store which recipients are finished.
 /// </summary>
+/// <remarks>
+/// At most <see cref="DeliveryOptions.MaxActiveMessages"/> messages are held in memory, and at most
+/// <see cref="DeliveryOptions.MaxActiveMessagesPerTenant"/> of one tenant; the rest, and every deferred message,
+/// wait in the <see cref="IQueueStore"/> without their bodies and are claimed back when due.
+/// </remarks>
 public sealed class DeliveryScheduler : IAsyncDisposable
 {
+    private static readonly TimeSpan ClaimInterval = TimeSpan.FromMilliseconds(200);
+
     private readonly PosternOptions _options;
-    private readonly MessageSpool _spool;
+    private readonly IQueueStore _store;
     private readonly SmtpDeliveryAgent _agent;
     private readonly MxResolver _mx;
     private readonly RoutingTableSource _routing;
@@ -25,124 +32,92 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private readonly TraceWriter _trace;
     private readonly OutgoingSigner? _signer;
     private readonly ILogger _logger;
-    private readonly Channel<SpooledMessage> _ready = Channel.CreateUnbounded<SpooledMessage>();
-    private readonly object _gate = new();
-    private readonly Dictionary<string, SpooledMessage> _waiting = new(StringComparer.Ordinal);
-    private readonly PriorityQueue<SpooledMessage, DateTimeOffset> _deferred = new();
     private readonly CancellationTokenSource _stopping = new();
-    private readonly List<Task> _workers = new();
+    private readonly DestinationQueues<DeliveryJob> _queues;
+    private readonly object _gate = new();
+    private readonly HashSet<Task> _settling = new();
+    private readonly Dictionary<Guid, int> _activeByTenant = new();
+    private int _active;
+    private Task? _claimer;
 
-    public DeliveryScheduler(PosternOptions options, MessageSpool spool, SmtpDeliveryAgent agent, MxResolver mx, RoutingTableSource routing,
+    public DeliveryScheduler(PosternOptions options, IQueueStore store, SmtpDeliveryAgent agent, MxResolver mx, RoutingTableSource routing,
         RegionCertificates certificates, TraceWriter trace, ILogger<DeliveryScheduler> logger, OutgoingSigner? signer = null)
     {
         _signer = signer;
         _options = options;
-        _spool = spool;
+        _store = store;
         _agent = agent;
         _mx = mx;
         _routing = routing;
         _certificates = certificates;
         _trace = trace;
         _logger = logger;
+        _queues = new DestinationQueues<DeliveryJob>(options.Delivery.MaxConnectionsPerDestination, RunJobAsync, _stopping.Token);
     }
 
-    /// <summary>Messages waiting for a retry.</summary>
-    public int DeferredCount
+    /// <summary>Messages held in memory: queued for or in delivery.</summary>
+    public int ActiveCount
     {
-        get { lock (_gate) return _deferred.Count; }
+        get { lock (_gate) return _active; }
     }
 
     public void Start(IEnumerable<SpooledMessage> recovered)
     {
         foreach (var message in recovered)
             Enqueue(message);
-        var workers = Math.Max(32, _options.Delivery.MaxConnectionsPerDestination * 2);
-        for (var i = 0; i < workers; i++)
-            _workers.Add(Task.Run(WorkAsync));
-        _workers.Add(Task.Run(ReleaseDueAsync));
+        _claimer ??= Task.Run(ClaimDueAsync);
     }
 
-    /// <summary>Delivers a newly spooled message as soon as a worker is free.</summary>
-    public void Enqueue(SpooledMessage message) => _ready.Writer.TryWrite(message);
-
-    /// <summary>Moves a deferred message (or all, with "*") to the front; returns how many were moved.</summary>
-    public int RetryNow(string queueId)
+    /// <summary>Delivers a newly spooled message as soon as its destinations have a free connection.</summary>
+    public void Enqueue(SpooledMessage message)
     {
-        List<SpooledMessage> due;
         lock (_gate)
         {
-            due = queueId == "*" ? _waiting.Values.ToList() : _waiting.TryGetValue(queueId, out var one) ? [one] : [];
-            foreach (var message in due)
-                _waiting.Remove(message.QueueId);
-            if (due.Count > 0)
+            var tenant = message.Envelope.TenantId;
+            if (_active >= _options.Delivery.MaxActiveMessages || ActiveOf(tenant) >= _options.Delivery.MaxActiveMessagesPerTenant)
             {
-                var rest = new List<(SpooledMessage, DateTimeOffset)>();
-                while (_deferred.TryDequeue(out var m, out var at))
-                    if (!due.Contains(m))
-                        rest.Add((m, at));
-                foreach (var (m, at) in rest)
-                    _deferred.Enqueue(m, at);
+                // The in-memory queue (or the tenant's share of it) is full: the message waits in the store until there is room.
+                _store.Release(message, DateTimeOffset.UtcNow);
+                return;
             }
+            Hold(tenant, 1);
         }
-        foreach (var message in due)
-            Enqueue(message);
-        return due.Count;
+        Dispatch(message);
+    }
+
+    /// <summary>Makes a deferred message (or all, with "*") due now and lifts destination suspensions; returns how many were moved.</summary>
+    public int RetryNow(string queueId)
+    {
+        _queues.ResumeAll();
+        var moved = _store.MakeDue(queueId);
+        if (moved > 0)
+            ClaimDue();
+        return moved;
     }
 
     /// <summary>
     /// Delivers the given recipients of a message now, without queueing: used by handoff listeners,
     /// which answer the client only after the next hop did.
     /// </summary>
-    public Task<IReadOnlyList<(int Index, RecipientResult Result)>> DeliverNowAsync(Envelope envelope, Func<Stream> openMessage, CancellationToken cancellationToken) =>
-        DeliverRecipientsAsync(envelope, openMessage, Enumerable.Range(0, envelope.Recipients.Count).ToArray(), cancellationToken);
-
-    private async Task WorkAsync()
+    public async Task<IReadOnlyList<(int Index, RecipientResult Result)>> DeliverNowAsync(Envelope envelope, Func<Stream> openMessage, CancellationToken cancellationToken)
     {
-        var token = _stopping.Token;
-        try
-        {
-            await foreach (var message in _ready.Reader.ReadAllAsync(token).ConfigureAwait(false))
-            {
-                try
-                {
-                    await ProcessAsync(message, token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException) when (token.IsCancellationRequested)
-                {
-                    return;
-                }
-                catch (Exception ex)
-                {
-                    _logger.LogError(ex, "{QueueId}: delivery failed unexpectedly; retrying later", message.QueueId);
-                    Defer(message, "internal error: " + ex.Message);
-                }
-            }
-        }
-        catch (OperationCanceledException)
-        {
-        }
+        var plan = Plan(envelope, Enumerable.Range(0, envelope.Recipients.Count).ToArray());
+        var results = new List<(int, RecipientResult)>(plan.Refused);
+        var groups = await Task.WhenAll(plan.Routes.Select(route => DeliverRouteAsync(envelope, openMessage, plan.Tenant!, route, cancellationToken))).ConfigureAwait(false);
+        foreach (var group in groups)
+            results.AddRange(group.Results);
+        return results;
     }
 
-    private async Task ReleaseDueAsync()
+    private async Task ClaimDueAsync()
     {
-        using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(200));
+        using var timer = new PeriodicTimer(ClaimInterval);
         try
         {
             while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
             {
-                var now = DateTimeOffset.UtcNow;
-                var due = new List<SpooledMessage>();
-                lock (_gate)
-                {
-                    while (_deferred.TryPeek(out var message, out var at) && at <= now)
-                    {
-                        _deferred.Dequeue();
-                        if (_waiting.Remove(message.QueueId))
-                            due.Add(message);
-                    }
-                }
-                foreach (var message in due)
-                    Enqueue(message);
+                ClaimDue();
+                _queues.Sweep(DateTimeOffset.UtcNow);
             }
         }
         catch (OperationCanceledException)
@@ -150,17 +125,124 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         }
     }
 
-    private async Task ProcessAsync(SpooledMessage message, CancellationToken cancellationToken)
+    /// <summary>Takes due messages back from the store, as many as the in-memory queue has room for.</summary>
+    private void ClaimDue()
+    {
+        IReadOnlyList<SpooledMessage> claimed;
+        lock (_gate)
+        {
+            var room = _options.Delivery.MaxActiveMessages - _active;
+            if (room <= 0)
+                return;
+            var taking = new Dictionary<Guid, int>();
+            claimed = _store.Claim(DateTimeOffset.UtcNow, room, tenant =>
+            {
+                var more = taking.GetValueOrDefault(tenant);
+                if (ActiveOf(tenant) + more >= _options.Delivery.MaxActiveMessagesPerTenant)
+                    return false;
+                taking[tenant] = more + 1;
+                return true;
+            });
+            foreach (var message in claimed)
+                Hold(message.Envelope.TenantId, 1);
+        }
+        foreach (var message in claimed)
+            Dispatch(message);
+    }
+
+    /// <summary>One attempt at a message: a job per destination, settled when the last one is done.</summary>
+    private void Dispatch(SpooledMessage message)
     {
         message.Attempts++;
         var pending = message.PendingRecipients;
         if (pending.Count == 0)
+        {
+            Leave(message);
             return;
-        var envelope = message.Envelope;
-        var results = await DeliverRecipientsAsync(envelope, () => _spool.OpenBody(message), pending, cancellationToken).ConfigureAwait(false);
+        }
+        var plan = Plan(message.Envelope, pending);
+        var attempt = new MessageAttempt(message, plan.Routes.Count, plan.Refused);
+        if (plan.Routes.Count == 0)
+        {
+            Track(SettleAsync(attempt));
+            return;
+        }
+        var now = DateTimeOffset.UtcNow;
+        foreach (var route in plan.Routes)
+        {
+            var job = new DeliveryJob(attempt, plan.Tenant!, route);
+            if (!_queues.TryAdd(route.Destination, message.Envelope.TenantId, job, now, out var because))
+                Track(JobDoneAsync(job, Suspended(job, because)));
+        }
+    }
 
-        var expired = DateTimeOffset.UtcNow - envelope.ReceivedAt >= _options.Delivery.MaxAge;
-        if (expired)
+    private async Task RunJobAsync(DeliveryJob job, CancellationToken cancellationToken)
+    {
+        var message = job.Attempt.Message;
+        RouteResult result;
+        try
+        {
+            result = await DeliverRouteAsync(message.Envelope, () => _store.OpenBody(message), job.Tenant, job.Route, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "{QueueId}: delivery to {Destination} failed unexpectedly; retrying later", message.QueueId, job.Route.Destination);
+            result = new RouteResult(job.Route.Indexes.Select(i => (i, Deferred(message.Envelope, i, "internal error: " + ex.Message))).ToArray(), null);
+        }
+        if (result.Unreachable is { } because)
+        {
+            // Postfix's dead destination: what is queued behind this job would only wait for the same timeout.
+            var until = DateTimeOffset.UtcNow + _options.Delivery.RetryDelays[0];
+            foreach (var queued in _queues.Suspend(job.Route.Destination, until, because))
+                Track(JobDoneAsync(queued, Suspended(queued, because)));
+        }
+        await JobDoneAsync(job, result.Results).ConfigureAwait(false);
+    }
+
+    private static (int, RecipientResult)[] Suspended(DeliveryJob job, string because) =>
+        job.Route.Indexes.Select(i => (i, Deferred(job.Attempt.Message.Envelope, i, "delivery temporarily suspended: " + because))).ToArray();
+
+    private static RecipientResult Deferred(Envelope envelope, int index, string reply) =>
+        new(envelope.Recipients[index].Address, RecipientOutcome.Deferred, reply);
+
+    private async Task JobDoneAsync(DeliveryJob job, IReadOnlyList<(int Index, RecipientResult Result)> results)
+    {
+        // Delivered recipients are finished at once: a crash while another destination still hangs must not send them twice.
+        var delivered = results.Where(r => r.Result.Outcome == RecipientOutcome.Delivered).Select(r => r.Index).ToArray();
+        if (delivered.Length > 0)
+            _store.Finish(job.Attempt.Message, delivered);
+        if (job.Attempt.Add(results))
+            await SettleAsync(job.Attempt).ConfigureAwait(false);
+    }
+
+    /// <summary>After every destination of an attempt answered: bounce, finish, defer or record the final state.</summary>
+    private async Task SettleAsync(MessageAttempt attempt)
+    {
+        var message = attempt.Message;
+        try
+        {
+            await SettleCoreAsync(attempt).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested)
+        {
+        }
+        catch (Exception ex)
+        {
+            _logger.LogError(ex, "{QueueId}: delivery failed unexpectedly; retrying later", message.QueueId);
+            Defer(message, "internal error: " + ex.Message);
+        }
+    }
+
+    private async Task SettleCoreAsync(MessageAttempt attempt)
+    {
+        var message = attempt.Message;
+        var envelope = message.Envelope;
+        var results = attempt.Results;
+        if (DateTimeOffset.UtcNow - envelope.ReceivedAt >= _options.Delivery.MaxAge)
         {
             results = results.Select(r => r.Result.Outcome == RecipientOutcome.Deferred
                 ? (r.Index, r.Result with { Outcome = RecipientOutcome.Failed, Reply = $"expired after {_options.Delivery.MaxAge}: {r.Result.Reply}" })
@@ -169,10 +251,8 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
         var failed = results.Where(r => r.Result.Outcome == RecipientOutcome.Failed).ToArray();
         if (failed.Length > 0 && ShouldBounce(envelope, failed))
-            await BounceAsync(message, failed.Select(f => f.Result).ToArray(), cancellationToken).ConfigureAwait(false);
-
-        var finished = results.Where(r => r.Result.Outcome != RecipientOutcome.Deferred).Select(r => r.Index).ToArray();
-        _spool.Finish(message, finished);
+            await BounceAsync(message, failed.Select(f => f.Result).ToArray(), _stopping.Token).ConfigureAwait(false);
+        _store.Finish(message, failed.Select(f => f.Index).ToArray());
 
         var deferred = results.Where(r => r.Result.Outcome == RecipientOutcome.Deferred).ToArray();
         if (deferred.Length > 0)
@@ -180,11 +260,13 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             Defer(message, deferred[0].Result.Reply);
             return;
         }
-        var all = message.Envelope.Recipients.Count;
-        var failedTotal = failed.Length;
-        var state = failedTotal == 0 ? MessageStates.Delivered : failedTotal == results.Count && finished.Length == all ? MessageStates.Failed : MessageStates.PartlyFailed;
-        var reason = failedTotal == 0 ? results[^1].Result.Reply : failed[0].Result.Reply;
+        var finished = results.Count(r => r.Result.Outcome != RecipientOutcome.Deferred);
+        var all = envelope.Recipients.Count;
+        var state = failed.Length == 0 ? MessageStates.Delivered
+            : failed.Length == results.Count && finished == all ? MessageStates.Failed : MessageStates.PartlyFailed;
+        var reason = failed.Length == 0 ? results[^1].Result.Reply : failed[0].Result.Reply;
         _trace.Write(new MessageStateChanged(message.QueueId, DateTimeOffset.UtcNow, state, reason));
+        Leave(message);
     }
 
     private void Defer(SpooledMessage message, string reason)
@@ -192,106 +274,128 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         var delays = _options.Delivery.RetryDelays;
         var delay = delays[Math.Clamp(message.Attempts - 1, 0, delays.Count - 1)];
         var next = DateTimeOffset.UtcNow + delay;
-        lock (_gate)
-        {
-            _waiting[message.QueueId] = message;
-            _deferred.Enqueue(message, next);
-        }
+        _store.Release(message, next);
         _trace.Write(new MessageStateChanged(message.QueueId, DateTimeOffset.UtcNow, MessageStates.Deferred, reason, next));
+        Leave(message);
+    }
+
+    /// <summary>The message no longer takes room in memory (finished, or given back to the store).</summary>
+    private void Leave(SpooledMessage message)
+    {
+        lock (_gate)
+            Hold(message.Envelope.TenantId, -1);
+    }
+
+    /// <summary>Counts messages in memory, in all and per tenant; a tenant with none is forgotten. Called under the lock.</summary>
+    private void Hold(Guid tenant, int change)
+    {
+        _active += change;
+        var count = ActiveOf(tenant) + change;
+        if (count > 0)
+            _activeByTenant[tenant] = count;
+        else
+            _activeByTenant.Remove(tenant);
+    }
+
+    private int ActiveOf(Guid tenant) => _activeByTenant.GetValueOrDefault(tenant);
+
+    private void Track(Task task)
+    {
+        lock (_gate)
+            _settling.Add(task);
+        _ = task.ContinueWith(t =>
+        {
+            lock (_gate)
+                _settling.Remove(t);
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
     }
 
     private static bool ShouldBounce(Envelope envelope, IEnumerable<(int Index, RecipientResult Result)> failed) =>
         !envelope.IsBounce && envelope.MailFrom.Length > 0
         && failed.Any(f => envelope.Recipients[f.Index].Route != RecipientRoute.Tenant);
 
-    private async Task<IReadOnlyList<(int Index, RecipientResult Result)>> DeliverRecipientsAsync(
-        Envelope envelope, Func<Stream> openMessage, IReadOnlyList<int> pending, CancellationToken cancellationToken)
+    /// <summary>The destinations of the pending recipients, and the recipients refused outright (tenant or domain gone).</summary>
+    private DeliveryPlan Plan(Envelope envelope, IReadOnlyList<int> pending)
     {
         var table = _routing.Current;
         var tenant = table.FindTenant(envelope.TenantId);
-        var results = new List<(int, RecipientResult)>();
+        var refused = new List<(int, RecipientResult)>();
         if (tenant is null)
         {
             foreach (var i in pending)
-                results.Add((i, new RecipientResult(envelope.Recipients[i].Address, RecipientOutcome.Failed, "550 5.7.1 the tenant of this message no longer exists")));
-            return results;
+                refused.Add((i, new RecipientResult(envelope.Recipients[i].Address, RecipientOutcome.Failed, "550 5.7.1 the tenant of this message no longer exists")));
+            return new DeliveryPlan(null, refused, []);
         }
 
-        var groups = new Dictionary<string, (Func<Task<IReadOnlyList<MtaAddress>>> Servers, bool Tenant, List<int> Indexes)>();
+        var routes = new Dictionary<string, Route>(StringComparer.Ordinal);
         foreach (var i in pending)
         {
             var recipient = envelope.Recipients[i];
-            switch (recipient.Route)
+            string destination;
+            Func<CancellationToken, Task<IReadOnlyList<MtaAddress>>> servers;
+            var toTenant = recipient.Route != RecipientRoute.Mx;
+            if (toTenant)
             {
-                case RecipientRoute.Tenant:
-                case RecipientRoute.ViaM365:
-                    {
-                        var domainName = recipient.Route == RecipientRoute.Tenant ? recipient.Domain : SenderDomain(envelope);
-                        var domain = DomainName.Normalize(domainName) is { } normal ? table.FindDomain(normal) : null;
-                        if (domain is null || domain.TenantId != tenant.Id)
-                        {
-                            results.Add((i, new RecipientResult(recipient.Address, RecipientOutcome.Failed, $"550 5.1.2 domain '{domainName}' is no longer a domain of tenant '{tenant.Name}'")));
-                            continue;
-                        }
-                        var key = "tenant:" + domain.Domain;
-                        if (!groups.TryGetValue(key, out var group))
-                            groups[key] = group = (() => Task.FromResult(domain.Mtas), true, new List<int>());
-                        group.Indexes.Add(i);
-                        break;
-                    }
-                case RecipientRoute.Mx:
-                    {
-                        var domain = recipient.Domain.ToLowerInvariant();
-                        var key = "mx:" + domain;
-                        if (!groups.TryGetValue(key, out var group))
-                            groups[key] = group = (() => _mx.ResolveAsync(domain, _options.Delivery.MxPort, cancellationToken), false, new List<int>());
-                        group.Indexes.Add(i);
-                        break;
-                    }
+                var domainName = recipient.Route == RecipientRoute.Tenant ? recipient.Domain : SenderDomain(envelope);
+                var domain = DomainName.Normalize(domainName) is { } normal ? table.FindDomain(normal) : null;
+                if (domain is null || domain.TenantId != tenant.Id)
+                {
+                    refused.Add((i, new RecipientResult(recipient.Address, RecipientOutcome.Failed, $"550 5.1.2 domain '{domainName}' is no longer a domain of tenant '{tenant.Name}'")));
+                    continue;
+                }
+                destination = "tenant:" + domain.Domain;
+                servers = _ => Task.FromResult(domain.Mtas);
             }
+            else
+            {
+                var domain = recipient.Domain.ToLowerInvariant();
+                destination = "mx:" + domain;
+                servers = ct => _mx.ResolveAsync(domain, _options.Delivery.MxPort, ct);
+            }
+            if (!routes.TryGetValue(destination, out var route))
+                routes[destination] = route = new Route(destination, toTenant, servers, new List<int>());
+            route.Indexes.Add(i);
         }
+        return new DeliveryPlan(tenant, refused, routes.Values.ToArray());
+    }
 
-        var certificate = _certificates.For(tenant.Region);
-        var tasks = groups.Values.Select(async group =>
+    private async Task<RouteResult> DeliverRouteAsync(Envelope envelope, Func<Stream> openMessage, Tenant tenant, Route route, CancellationToken cancellationToken)
+    {
+        var addresses = route.Indexes.Select(i => envelope.Recipients[i].Address).ToArray();
+        IReadOnlyList<MtaAddress> servers;
+        try
         {
-            var addresses = group.Indexes.Select(i => envelope.Recipients[i].Address).ToArray();
-            IReadOnlyList<MtaAddress> servers;
-            try
-            {
-                servers = await group.Servers().ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is DnsLookupFailedException or DnsClient.DnsResponseException)
-            {
-                _trace.Write(new DeliveryAttempted(envelope.QueueId, DateTimeOffset.UtcNow, "dns", addresses, "deferred", ex.Message));
-                return group.Indexes.Select(i => (i, new RecipientResult(envelope.Recipients[i].Address, RecipientOutcome.Deferred, "DNS: " + ex.Message))).ToArray();
-            }
-            if (servers.Count == 0)
-                return group.Indexes.Select(i => (i, new RecipientResult(envelope.Recipients[i].Address, RecipientOutcome.Deferred, "no MTA configured for this domain"))).ToArray();
-            var request = new DeliveryRequest
-            {
-                QueueId = envelope.QueueId,
-                Servers = servers,
-                RequireTls = group.Tenant && _options.Delivery.RequireTls,
-                ClientCertificate = certificate,
-                MailFrom = envelope.MailFrom,
-                Recipients = addresses,
-                OpenMessage = openMessage,
-                SmtpUtf8 = envelope.SmtpUtf8,
-                ExtraHeaders = group.Tenant ? [new(_options.HeaderPrefix + "Loop", tenant.LoopToken)] : [],
-                Prepare = _signer is null ? null : (message, ct) => _signer.PrepareAsync(message, envelope, group.Tenant, ct),
-            };
-            var report = await _agent.DeliverAsync(request, cancellationToken).ConfigureAwait(false);
-            foreach (var server in report.Servers)
-                _trace.Write(new DeliveryAttempted(envelope.QueueId, DateTimeOffset.UtcNow, server.Server, server.Recipients, Outcome(server.Outcome), server.Reply));
-            return group.Indexes.Zip(report.Recipients, (i, r) => (i, r)).ToArray();
-        }).ToArray();
-        foreach (var groupResults in await Task.WhenAll(tasks).ConfigureAwait(false))
-            results.AddRange(groupResults);
-        return results;
+            servers = await route.Servers(cancellationToken).ConfigureAwait(false);
+        }
+        catch (DnsLookupFailedException ex)
+        {
+            _trace.Write(new DeliveryAttempted(envelope.QueueId, DateTimeOffset.UtcNow, "dns", addresses, "deferred", ex.Message));
+            return new RouteResult(route.Indexes.Select(i => (i, Deferred(envelope, i, "DNS: " + ex.Message))).ToArray(), null);
+        }
+        if (servers.Count == 0)
+            return new RouteResult(route.Indexes.Select(i => (i, Deferred(envelope, i, "no MTA configured for this domain"))).ToArray(), null);
+        var request = new DeliveryRequest
+        {
+            QueueId = envelope.QueueId,
+            Servers = servers,
+            RequireTls = route.ToTenant && _options.Delivery.RequireTls,
+            ClientCertificate = _certificates.For(tenant.Region),
+            MailFrom = envelope.MailFrom,
+            Recipients = addresses,
+            OpenMessage = openMessage,
+            SmtpUtf8 = envelope.SmtpUtf8,
+            ExtraHeaders = route.ToTenant ? [new(_options.HeaderPrefix + "Loop", tenant.LoopToken)] : [],
+            Prepare = _signer is null ? null : (message, ct) => _signer.PrepareAsync(message, envelope, route.ToTenant, ct),
+        };
+        var report = await _agent.DeliverAsync(request, cancellationToken).ConfigureAwait(false);
+        foreach (var server in report.Servers)
+            _trace.Write(new DeliveryAttempted(envelope.QueueId, DateTimeOffset.UtcNow, server.Server, server.Recipients, Outcome(server.Outcome), server.Reply));
+        var unreachable = report.Unreachable ? report.Servers.Count > 0 ? report.Servers[^1].Reply : "no server could be reached" : null;
+        return new RouteResult(route.Indexes.Zip(report.Recipients, (i, r) => (i, r)).ToArray(), unreachable);
     }
 
     private async Task BounceAsync(SpooledMessage message, IReadOnlyList<RecipientResult> failed, CancellationToken cancellationToken) =>
-        await BounceAsync(message.Envelope, () => _spool.OpenBody(message), failed, cancellationToken).ConfigureAwait(false);
+        await BounceAsync(message.Envelope, () => _store.OpenBody(message), failed, cancellationToken).ConfigureAwait(false);
 
     /// <summary>
     /// Queues a delivery status notification (RFC 3464) to the envelope sender for <paramref name="failed"/>
@@ -323,9 +427,9 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             Subject = "Undelivered Mail Returned to Sender",
             IsBounce = true,
         };
-        using var content = new MessageContent(_spool.SpillDirectory);
+        using var content = new MessageContent(_store.SpillDirectory);
         await content.WriteAsync(dsn, cancellationToken).ConfigureAwait(false);
-        var stored = await _spool.AppendAsync(bounce, ReadOnlyMemory<byte>.Empty, content, 0, cancellationToken).ConfigureAwait(false);
+        var stored = await _store.AppendAsync(bounce, ReadOnlyMemory<byte>.Empty, content, 0, cancellationToken).ConfigureAwait(false);
         _trace.Write(new MessageReceived(bounce, dsn.Length, MessageStates.Queued, $"delivery status notification for {envelope.QueueId}"));
         Enqueue(stored);
         return bounce.QueueId;
@@ -343,9 +447,49 @@ public sealed class DeliveryScheduler : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _ready.Writer.TryComplete();
         await _stopping.CancelAsync().ConfigureAwait(false);
-        await Task.WhenAll(_workers).ConfigureAwait(false);
+        if (_claimer is not null)
+            await _claimer.ConfigureAwait(false);
+        await _queues.WhenStoppedAsync().ConfigureAwait(false);
+        Task[] settling;
+        lock (_gate)
+            settling = _settling.ToArray();
+        await Task.WhenAll(settling).ConfigureAwait(false);
         _stopping.Dispose();
+    }
+
+    /// <summary>Where one group of a message's recipients goes: the destination's name, its servers, and which recipients.</summary>
+    private sealed record Route(string Destination, bool ToTenant, Func<CancellationToken, Task<IReadOnlyList<MtaAddress>>> Servers, List<int> Indexes);
+
+    private sealed record DeliveryPlan(Tenant? Tenant, IReadOnlyList<(int, RecipientResult)> Refused, IReadOnlyList<Route> Routes);
+
+    /// <summary>One route's results; <see cref="Unreachable"/> says why no server could be reached, when none could.</summary>
+    private sealed record RouteResult(IReadOnlyList<(int Index, RecipientResult Result)> Results, string? Unreachable);
+
+    /// <summary>One destination's share of one attempt at a message.</summary>
+    private sealed record DeliveryJob(MessageAttempt Attempt, Tenant Tenant, Route Route);
+
+    /// <summary>Collects the results of an attempt's jobs; the last one to report settles the attempt.</summary>
+    private sealed class MessageAttempt(SpooledMessage message, int jobs, IEnumerable<(int, RecipientResult)> refused)
+    {
+        private readonly List<(int Index, RecipientResult Result)> _results = new(refused);
+        private int _outstanding = jobs;
+
+        public SpooledMessage Message { get; } = message;
+
+        public IReadOnlyList<(int Index, RecipientResult Result)> Results
+        {
+            get { lock (_results) return _results.ToArray(); }
+        }
+
+        /// <summary>Adds one job's results; true when it was the last job.</summary>
+        public bool Add(IEnumerable<(int, RecipientResult)> results)
+        {
+            lock (_results)
+            {
+                _results.AddRange(results);
+                return --_outstanding == 0;
+            }
+        }
     }
 }

@@ -1,37 +1,36 @@
 using System.Net;
-using DnsClient;
-using DnsClient.Protocol;
+using System.Net.Sockets;
+using Postern.Core.Authentication;
 using Postern.Core.Configuration;
 using Postern.Core.Tenants;
 
 namespace Postern.Core.Delivery;
 
-/// <summary>Finds where a domain's mail goes: its MX hosts by preference, or the domain itself (RFC 5321 §5.1).</summary>
+/// <summary>
+/// Finds where a domain's mail goes: its MX hosts by preference, or the domain itself (RFC 5321 §5.1), and the
+/// addresses of a host. Asks through <see cref="IDnsResolver"/>, the one DNS path of the node (Postern:Dns).
+/// </summary>
 public sealed class MxResolver
 {
-    private readonly LookupClient _client;
+    private readonly IDnsResolver _dns;
 
+    public MxResolver(IDnsResolver dns) => _dns = dns;
+
+    /// <summary>Asks the servers of <paramref name="options"/> (the system's when none are set).</summary>
     public MxResolver(DnsOptions options)
+        : this(new DnsClientResolver(options, retries: 2))
     {
-        var servers = options.Servers.Select(ParseServer).ToArray();
-        var lookupOptions = servers.Length == 0 ? new LookupClientOptions() : new LookupClientOptions(servers);
-        lookupOptions.UseCache = true;
-        lookupOptions.Timeout = TimeSpan.FromSeconds(5);
-        lookupOptions.Retries = 2;
-        lookupOptions.ContinueOnDnsError = false;
-        lookupOptions.ThrowDnsErrors = false;
-        _client = new LookupClient(lookupOptions);
     }
 
-    /// <summary>MX host names by preference (lowest first); empty when the domain has none.</summary>
+    /// <summary>MX host names by preference (lowest first); empty when the domain has none or does not exist.</summary>
     public async Task<IReadOnlyList<string>> LookupMxAsync(string domain, CancellationToken cancellationToken)
     {
-        var response = await _client.QueryAsync(domain, QueryType.MX, QueryClass.IN, cancellationToken).ConfigureAwait(false);
-        if (response.HasError && response.Header.ResponseCode != DnsHeaderResponseCode.NotExistentDomain)
-            throw new DnsLookupFailedException($"MX lookup for '{domain}' failed: {response.ErrorMessage}");
-        return response.Answers.OfType<MxRecord>()
+        var answer = await _dns.QueryMxAsync(domain, cancellationToken).ConfigureAwait(false);
+        if (answer.IsTemporaryFailure)
+            throw new DnsLookupFailedException($"MX lookup for '{domain}' failed: {answer.Error}");
+        return answer.Records
             .OrderBy(r => r.Preference)
-            .Select(r => r.Exchange.Value.TrimEnd('.').ToLowerInvariant())
+            .Select(r => r.Exchange.TrimEnd('.').ToLowerInvariant())
             .Where(h => h.Length > 0)
             .Distinct()
             .ToArray();
@@ -46,18 +45,19 @@ public sealed class MxResolver
         return hosts.Select(h => new MtaAddress(h, port)).ToArray();
     }
 
-    /// <summary>IPv4 and IPv6 addresses of a host; an IP literal is returned as is.</summary>
+    /// <summary>IPv4 then IPv6 addresses of a host; an IP literal is returned as is. Throws when DNS did not answer and nothing was found.</summary>
     public async Task<IReadOnlyList<IPAddress>> ResolveHostAsync(string host, CancellationToken cancellationToken)
     {
         if (IPAddress.TryParse(host, out var literal))
             return [literal];
-        var a = await _client.QueryAsync(host, QueryType.A, QueryClass.IN, cancellationToken).ConfigureAwait(false);
-        var aaaa = await _client.QueryAsync(host, QueryType.AAAA, QueryClass.IN, cancellationToken).ConfigureAwait(false);
-        return a.Answers.ARecords().Select(r => r.Address).Concat(aaaa.Answers.AaaaRecords().Select(r => r.Address)).ToArray();
+        var a = _dns.QueryAddressesAsync(host, AddressFamily.InterNetwork, cancellationToken);
+        var aaaa = _dns.QueryAddressesAsync(host, AddressFamily.InterNetworkV6, cancellationToken);
+        var (v4, v6) = (await a.ConfigureAwait(false), await aaaa.ConfigureAwait(false));
+        var addresses = v4.Records.Concat(v6.Records).ToArray();
+        if (addresses.Length == 0 && (v4.IsTemporaryFailure || v6.IsTemporaryFailure))
+            throw new DnsLookupFailedException($"address lookup for '{host}' failed: {(v4.IsTemporaryFailure ? v4.Error : v6.Error)}");
+        return addresses;
     }
-
-    private static IPEndPoint ParseServer(string text) =>
-        IPEndPoint.TryParse(text, out var endPoint) && endPoint.Port != 0 ? endPoint : new IPEndPoint(IPAddress.Parse(text), 53);
 }
 
 /// <summary>DNS could not answer; delivery treats it as temporary.</summary>

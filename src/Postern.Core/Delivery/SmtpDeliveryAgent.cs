@@ -17,21 +17,25 @@ namespace Postern.Core.Delivery;
 /// <summary>
 /// Delivers messages over SMTP with MailKit: the servers of a request in order, STARTTLS with the
 /// region certificate as client certificate, and connections kept open for reuse, at most
-/// <see cref="DeliveryOptions.MaxConnectionsPerDestination"/> to one destination at a time.
+/// <see cref="DeliveryOptions.MaxConnectionsPerDestination"/> to one server at a time. Every wait on the next hop
+/// has its own limit (<see cref="DeliveryOptions.ConnectTimeout"/>, <see cref="DeliveryOptions.GreetingTimeout"/>,
+/// <see cref="DeliveryOptions.CommandTimeout"/>, <see cref="DeliveryOptions.DataTimeout"/>), and a reply that
+/// never comes is reported as such ("timed out waiting for the greeting from …").
 /// </summary>
 public sealed class SmtpDeliveryAgent : IAsyncDisposable
 {
     private readonly DeliveryOptions _options;
     private readonly string _hostName;
     private readonly ILogger _logger;
-    private readonly ConcurrentDictionary<string, DestinationPool> _pools = new();
+    /// <summary>Per server; guarded by itself. A pool nobody uses and with no idle connection is dropped by the sweeper.</summary>
+    private readonly Dictionary<string, DestinationPool> _pools = new(StringComparer.Ordinal);
     private readonly Timer _sweeper;
-
     private readonly MxResolver _resolver;
 
-    public SmtpDeliveryAgent(PosternOptions options, ILogger<SmtpDeliveryAgent> logger)
+    /// <summary>Host names of next hops are looked up through <paramref name="resolver"/>, like the MX lookup that found them.</summary>
+    public SmtpDeliveryAgent(PosternOptions options, MxResolver resolver, ILogger<SmtpDeliveryAgent> logger)
     {
-        _resolver = new MxResolver(options.Dns);
+        _resolver = resolver;
         _options = options.Delivery;
         _hostName = options.HostName;
         _logger = logger;
@@ -43,8 +47,16 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         var servers = new List<ServerAttempt>();
         foreach (var server in request.Servers)
         {
-            var pool = _pools.GetOrAdd(PoolKey(server, request), _ => new DestinationPool(_options.MaxConnectionsPerDestination));
-            await pool.Slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            var pool = Lease(PoolKey(server, request));
+            try
+            {
+                await pool.Slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                Unlease(pool);
+                throw;
+            }
             RelaySmtpClient? client = null;
             try
             {
@@ -61,7 +73,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                     _logger.LogInformation("{QueueId}: cannot use {Server}: {Reply}; trying the next server", request.QueueId, server, reply);
                     continue;
                 }
-                var (results, reusable, lost) = await SendAsync(client, request, cancellationToken).ConfigureAwait(false);
+                var (results, reusable, lost) = await SendAsync(client, server, request, cancellationToken).ConfigureAwait(false);
                 if (lost && reused)
                 {
                     // The server closed the idle connection while it waited in the pool: a fresh one, at once,
@@ -78,7 +90,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                         servers.Add(new ServerAttempt(server.ToString(), RecipientOutcome.Deferred, reply, request.Recipients));
                         continue;
                     }
-                    (results, reusable, _) = await SendAsync(client, request, cancellationToken).ConfigureAwait(false);
+                    (results, reusable, _) = await SendAsync(client, server, request, cancellationToken).ConfigureAwait(false);
                 }
                 var outcome = results.All(r => r.Outcome == RecipientOutcome.Delivered) ? RecipientOutcome.Delivered
                     : results.Any(r => r.Outcome == RecipientOutcome.Deferred) ? RecipientOutcome.Deferred : RecipientOutcome.Failed;
@@ -95,35 +107,57 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                 if (client is not null)
                     await DisposeClientAsync(client).ConfigureAwait(false);
                 pool.Slots.Release();
+                Unlease(pool);
             }
         }
         var lastReply = servers.Count > 0 ? servers[^1].Reply : "no server to deliver to";
         return new DeliveryReport(
             request.Recipients.Select(r => new RecipientResult(r, RecipientOutcome.Deferred, "all servers failed; last: " + lastReply)).ToArray(),
-            servers);
+            servers, Unreachable: true);
     }
 
     private async Task<RelaySmtpClient> ConnectAsync(MtaAddress server, DeliveryRequest request, CancellationToken cancellationToken)
     {
-        var client = new RelaySmtpClient
+        var replies = new ServerReplyWatch();
+        var client = new RelaySmtpClient(replies)
         {
             LocalDomain = _hostName,
-            Timeout = (int)_options.CommandTimeout.TotalMilliseconds,
+            // Each wait below has its own limit; MailKit's single per-read timeout would cut them all alike.
+            Timeout = System.Threading.Timeout.Infinite,
             SslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
             CheckCertificateRevocation = false,
             ClientCertificates = new X509CertificateCollection { request.ClientCertificate },
         };
         if (!_options.ValidateServerCertificate)
             client.ServerCertificateValidationCallback = (_, _, _, _) => true;
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(_options.ConnectTimeout);
         try
         {
-            var tls = request.RequireTls ? SecureSocketOptions.StartTls : SecureSocketOptions.StartTlsWhenAvailable;
-            var socket = await OpenSocketAsync(server, _resolver, timeout.Token).ConfigureAwait(false);
+            Socket socket;
+            using (var connect = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+            {
+                connect.CancelAfter(_options.ConnectTimeout);
+                try
+                {
+                    socket = await OpenSocketAsync(server, _resolver, connect.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    throw new TimeoutException($"timed out connecting to {server} after {Seconds(_options.ConnectTimeout)}");
+                }
+            }
+            using var greeting = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            greeting.CancelAfter(_options.GreetingTimeout);
             try
             {
-                await client.ConnectAsync(socket, server.Host, server.Port, tls, timeout.Token).ConfigureAwait(false);
+                var tls = request.RequireTls ? SecureSocketOptions.StartTls : SecureSocketOptions.StartTlsWhenAvailable;
+                await client.ConnectAsync(socket, server.Host, server.Port, tls, greeting.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                socket.Dispose();
+                throw new TimeoutException(replies.Heard
+                    ? $"timed out waiting for the reply to EHLO or STARTTLS from {server} after {Seconds(_options.GreetingTimeout)}"
+                    : $"timed out waiting for the greeting from {server} after {Seconds(_options.GreetingTimeout)}");
             }
             catch
             {
@@ -132,17 +166,14 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
             }
             return client;
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-        {
-            client.Dispose();
-            throw new TimeoutException($"connection to {server} timed out after {_options.ConnectTimeout.TotalSeconds:0} s");
-        }
         catch
         {
             client.Dispose();
             throw;
         }
     }
+
+    private static string Seconds(TimeSpan timeout) => $"{timeout.TotalSeconds:0.###} s";
 
     /// <summary>
     /// A connected socket with Nagle's algorithm off: SMTP writes small commands and waits for replies,
@@ -178,7 +209,8 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     }
 
     /// <summary>One transaction on <paramref name="client"/>; Lost when the connection failed under it.</summary>
-    private static async Task<(IReadOnlyList<RecipientResult> Results, bool Reusable, bool Lost)> SendAsync(RelaySmtpClient client, DeliveryRequest request, CancellationToken cancellationToken)
+    private async Task<(IReadOnlyList<RecipientResult> Results, bool Reusable, bool Lost)> SendAsync(RelaySmtpClient client, MtaAddress server,
+        DeliveryRequest request, CancellationToken cancellationToken)
     {
         // The stored bytes go out as they are, with this delivery's fields on top: nothing is parsed or re-encoded.
         using var raw = RawMessage.Load(request.OpenMessage());
@@ -206,9 +238,11 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         var sender = request.MailFrom.Length == 0 ? new MailboxAddress("", "") : TryMailbox(request.MailFrom, out var s) ? s : new MailboxAddress("", "");
         client.Rejected.Clear();
         client.MessageLength = WireMimeMessage.LengthOf(raw);
+        using var phase = new TransactionPhases(_options, recipients.Count, cancellationToken);
+        client.Phases = phase;
         try
         {
-            var reply = await client.SendAsync(format, message, sender, recipients, cancellationToken).ConfigureAwait(false);
+            var reply = await client.SendAsync(format, message, sender, recipients, phase.Token).ConfigureAwait(false);
             foreach (var mailbox in recipients)
             {
                 if (client.Rejected.TryGetValue(mailbox.Address, out var rejected))
@@ -228,6 +262,14 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                 else
                     results.Add(new RecipientResult(mailbox.Address, outcome, $"{(int)ex.StatusCode} {ex.Message}"));
             }
+            return (results, false, false);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The next hop stopped answering mid-transaction: the connection is in an unknown state and is dropped.
+            var reply = $"timed out waiting for the reply to {phase.Current} from {server} after {Seconds(phase.Limit)}";
+            foreach (var mailbox in recipients)
+                results.Add(new RecipientResult(mailbox.Address, RecipientOutcome.Deferred, reply));
             return (results, false, false);
         }
         catch (Exception ex) when (ex is IOException or SmtpProtocolException or SocketException or TimeoutException or ServiceNotConnectedException)
@@ -263,7 +305,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     private static bool IsConnectionFailure(Exception ex) =>
         ex is SocketException or TimeoutException or IOException or SslHandshakeException or SmtpProtocolException
             or SmtpCommandException or NotSupportedException or System.Security.Authentication.AuthenticationException
-            or DnsClient.DnsResponseException;
+            or DnsLookupFailedException;
 
     private static string ConnectionFailureReply(Exception ex) => ex switch
     {
@@ -277,12 +319,39 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     private string PoolKey(MtaAddress server, DeliveryRequest request) =>
         $"{server}|{request.RequireTls}|{request.ClientCertificate.Thumbprint}";
 
+    private DestinationPool Lease(string key)
+    {
+        lock (_pools)
+        {
+            if (!_pools.TryGetValue(key, out var pool))
+                _pools[key] = pool = new DestinationPool(_options.MaxConnectionsPerDestination);
+            pool.Users++;
+            return pool;
+        }
+    }
+
+    private void Unlease(DestinationPool pool)
+    {
+        lock (_pools)
+            pool.Users--;
+    }
+
     private void SweepIdle()
     {
         var cutoff = DateTime.UtcNow - _options.IdleConnectionTimeout;
-        foreach (var pool in _pools.Values)
-            foreach (var client in pool.TakeExpired(cutoff))
-                _ = DisposeClientAsync(client);
+        var expired = new List<RelaySmtpClient>();
+        lock (_pools)
+        {
+            foreach (var (key, pool) in _pools.ToList())
+            {
+                expired.AddRange(pool.TakeExpired(cutoff));
+                // Servers no longer delivered to cost nothing.
+                if (pool.Users == 0 && pool.IdleCount == 0)
+                    _pools.Remove(key);
+            }
+        }
+        foreach (var client in expired)
+            _ = DisposeClientAsync(client);
     }
 
     private static async Task DisposeClientAsync(RelaySmtpClient client)
@@ -305,9 +374,11 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _sweeper.DisposeAsync().ConfigureAwait(false);
-        foreach (var pool in _pools.Values)
-            foreach (var client in pool.TakeExpired(DateTime.MaxValue))
-                await DisposeClientAsync(client).ConfigureAwait(false);
+        List<RelaySmtpClient> open;
+        lock (_pools)
+            open = _pools.Values.SelectMany(p => p.TakeExpired(DateTime.MaxValue)).ToList();
+        foreach (var client in open)
+            await DisposeClientAsync(client).ConfigureAwait(false);
     }
 
     /// <summary>Connections to one destination: a cap on how many are busy, and the idle ones kept for reuse.</summary>
@@ -316,6 +387,11 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         private readonly ConcurrentStack<(RelaySmtpClient Client, DateTime Since)> _idle = new();
 
         public SemaphoreSlim Slots { get; } = new(maxConnections, maxConnections);
+
+        /// <summary>Deliveries holding or waiting for a slot; guarded by the agent's pool lock.</summary>
+        public int Users { get; set; }
+
+        public int IdleCount => _idle.Count;
 
         public RelaySmtpClient? TakeIdle()
         {
@@ -347,10 +423,99 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The limit on each wait of a transaction (Postfix's smtp_mail_timeout, smtp_rcpt_timeout, smtp_data_*_timeout):
+    /// one timer, set again as each reply arrives, so a slow but live next hop is not cut off by the total.
+    /// </summary>
+    private sealed class TransactionPhases : IDisposable
+    {
+        private readonly DeliveryOptions _options;
+        private readonly CancellationTokenSource _timer;
+        private int _recipientsLeft;
+
+        public TransactionPhases(DeliveryOptions options, int recipients, CancellationToken cancellationToken)
+        {
+            _options = options;
+            _recipientsLeft = recipients;
+            _timer = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            Enter("MAIL FROM", options.CommandTimeout);
+        }
+
+        public CancellationToken Token => _timer.Token;
+
+        /// <summary>The command whose reply is awaited, for the trace.</summary>
+        public string Current { get; private set; } = "";
+
+        public TimeSpan Limit { get; private set; }
+
+        public void SenderAccepted() => Enter("RCPT TO", _options.CommandTimeout);
+
+        public void RecipientAnswered()
+        {
+            if (--_recipientsLeft > 0)
+                Enter("RCPT TO", _options.CommandTimeout);
+            else
+                Enter("DATA", _options.DataTimeout);
+        }
+
+        private void Enter(string command, TimeSpan limit)
+        {
+            Current = command;
+            Limit = limit;
+            try
+            {
+                _timer.CancelAfter(limit);
+            }
+            catch (ObjectDisposedException)
+            {
+                // A reply that came after the transaction ended.
+            }
+        }
+
+        public void Dispose() => _timer.Dispose();
+    }
+
+    /// <summary>Notices whether the server has said anything yet: a greeting that never came is told apart from a slow EHLO.</summary>
+    private sealed class ServerReplyWatch : IProtocolLogger
+    {
+        public volatile bool Heard;
+
+        public IAuthenticationSecretDetector? AuthenticationSecretDetector { get; set; }
+
+        public void LogConnect(Uri uri)
+        {
+        }
+
+        public void LogClient(byte[] buffer, int offset, int count)
+        {
+        }
+
+        public void LogServer(byte[] buffer, int offset, int count) => Heard |= count > 0;
+
+        public void Dispose()
+        {
+        }
+    }
+
     /// <summary>MailKit's client, remembering rejected recipients instead of failing the whole send.</summary>
-    private sealed class RelaySmtpClient : SmtpClient
+    private sealed class RelaySmtpClient(IProtocolLogger replies) : SmtpClient(replies)
     {
         public Dictionary<string, SmtpResponse> Rejected { get; } = new(StringComparer.OrdinalIgnoreCase);
+
+        /// <summary>The timer of the transaction in progress; moved on as each reply arrives.</summary>
+        public TransactionPhases? Phases { get; set; }
+
+        protected override void OnSenderAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
+        {
+            base.OnSenderAccepted(message, mailbox, response);
+            Phases?.SenderAccepted();
+        }
+
+        protected override void OnRecipientAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
+        {
+            base.OnRecipientAccepted(message, mailbox, response);
+            Phases?.RecipientAnswered();
+        }
 
         /// <summary>Length of the message being sent, known without writing it out once more to measure it.</summary>
         public long MessageLength { get; set; }
@@ -360,8 +525,11 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         protected override Task<long> GetSizeAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
             Task.FromResult(MessageLength);
 
-        protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response) =>
+        protected override void OnRecipientNotAccepted(MimeMessage message, MailboxAddress mailbox, SmtpResponse response)
+        {
             Rejected[mailbox.Address] = response;
+            Phases?.RecipientAnswered();
+        }
 
         /// <summary>Always present the region certificate when asked, whatever issuers the server lists
         /// (.NET's default choice sends nothing when the certificate's issuer is not among them).</summary>

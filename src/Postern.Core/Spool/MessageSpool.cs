@@ -16,7 +16,7 @@ namespace Postern.Core.Spool;
 /// Record layout: "PSM1" | envelope length (int32 LE) | body length (int64 LE) | envelope (JSON) | body | "PSME".
 /// A record without its trailer is a write torn by a crash; it was never acknowledged and is cut off.
 /// </remarks>
-public sealed class MessageSpool : IAsyncDisposable
+public sealed partial class MessageSpool : IAsyncDisposable
 {
     private static readonly byte[] Magic = "PSM1"u8.ToArray();
     private static readonly byte[] Trailer = "PSME"u8.ToArray();

@@ -50,12 +50,13 @@ public sealed class PosternNode : IAsyncDisposable
         _spool = new MessageSpool(Path.Combine(_options.DataDir, "spool"), _loggerFactory.CreateLogger<MessageSpool>());
         var recovered = _spool.Recover();
         _spool.Start();
-        _agent = new SmtpDeliveryAgent(_options, _loggerFactory.CreateLogger<SmtpDeliveryAgent>());
         var dns = new Core.Authentication.DnsClientResolver(_options.Dns);
+        var mx = new MxResolver(dns);
+        _agent = new SmtpDeliveryAgent(_options, mx, _loggerFactory.CreateLogger<SmtpDeliveryAgent>());
         var signer = new OutgoingSigner(_options, Core.Certificates.ArcKey.Load(_options, _logger), dns, new SigningKeyStore(_database),
             _loggerFactory.CreateLogger<OutgoingSigner>());
         routing.Reloaded += _ => signer.ReloadKeys();
-        _scheduler = new DeliveryScheduler(_options, _spool, _agent, new MxResolver(_options.Dns), routing, certificates, _trace,
+        _scheduler = new DeliveryScheduler(_options, _spool, _agent, mx, routing, certificates, _trace,
             _loggerFactory.CreateLogger<DeliveryScheduler>(), signer);
         var quarantine = new Core.Quarantine.QuarantineStore(_database, _options.DataDir);
         var releases = new QuarantineReleaseWatcher(quarantine, _spool, _scheduler, _trace, _loggerFactory.CreateLogger<QuarantineReleaseWatcher>());

@@ -66,6 +66,14 @@ public sealed class DnsServer : IAsyncDisposable
     /// <summary>"127.0.0.1:PORT", as Postern's Dns:Servers setting wants it.</summary>
     public string EndPoint => $"127.0.0.1:{Port}";
 
+    /// <summary>Every name has MX mx.sink.test and address 127.0.0.1: all outbound mail goes to one loopback sink (Delivery:MxPort).</summary>
+    public const string CatchAllZone = """
+        $TTL 300
+        *.              IN MX 10 mx.sink.test.
+        *.              IN A  127.0.0.1
+        mx.sink.test.   IN A  127.0.0.1
+        """;
+
     /// <summary>Starts a server answering from <paramref name="zone"/> (zone-file text, absolute names with trailing dots).</summary>
     public static async Task<DnsServer> StartAsync(TestDirectory directory, string zone)
     {

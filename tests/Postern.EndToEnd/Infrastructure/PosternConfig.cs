@@ -33,6 +33,15 @@ public sealed class PosternConfig
     /// <summary>Keeps a dead next hop from stalling a test for the default 30 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
 
+    /// <summary>Postern:Delivery:MaxActiveMessages; null keeps Postern's default out of the file.</summary>
+    public int? MaxActiveMessages { get; init; }
+
+    /// <summary>Postern:Delivery:MaxActiveMessagesPerTenant; null keeps Postern's default out of the file.</summary>
+    public int? MaxActiveMessagesPerTenant { get; init; }
+
+    /// <summary>Postern:Delivery:GreetingTimeout; null keeps Postern's default (5 minutes) out of the file.</summary>
+    public TimeSpan? GreetingTimeout { get; init; }
+
     /// <summary>Postern:Delivery:MaxConnectionsPerDestination; null keeps Postern's default out of the file.</summary>
     public int? MaxConnectionsPerDestination { get; init; }
 
@@ -67,6 +76,12 @@ public sealed class PosternConfig
         };
         if (MaxConnectionsPerDestination is { } max)
             delivery["MaxConnectionsPerDestination"] = max;
+        if (MaxActiveMessages is { } active)
+            delivery["MaxActiveMessages"] = active;
+        if (MaxActiveMessagesPerTenant is { } perTenant)
+            delivery["MaxActiveMessagesPerTenant"] = perTenant;
+        if (GreetingTimeout is { } greeting)
+            delivery["GreetingTimeout"] = Span(greeting);
         var postern = new JsonObject
         {
             ["HostName"] = HostName,

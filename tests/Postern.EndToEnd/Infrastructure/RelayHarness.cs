@@ -38,12 +38,7 @@ public sealed class RelayHarness : IAsyncDisposable
         DnsServer? dns = null;
         try
         {
-            dns = await DnsServer.StartAsync(directory, """
-                $TTL 300
-                *.              IN MX 10 mx.sink.test.
-                *.              IN A  127.0.0.1
-                mx.sink.test.   IN A  127.0.0.1
-                """);
+            dns = await DnsServer.StartAsync(directory, DnsServer.CatchAllZone);
             config ??= PosternConfig.WithPlainListener(deliveryRequireTls: false, mxPort: sink.Port, dnsServers: [dns.EndPoint]);
             var mta = $"127.0.0.1:{sink.Port}";
             var contoso = await postern.CreateTenantAsync("contoso", "contoso.test", mta);

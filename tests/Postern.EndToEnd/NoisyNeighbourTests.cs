@@ -1,0 +1,175 @@
+using System.Diagnostics;
+using Postern.EndToEnd.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Postern.EndToEnd;
+
+/// <summary>
+/// Delivery isolation between tenants: a hung next hop with a backlog holds only its own connection budget,
+/// a tenant sending twenty times more to a shared destination does not push the other's mail back, and a
+/// next hop that never answers is in the trace as a timeout.
+/// </summary>
+public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest(output)
+{
+    [Fact]
+    public async Task A_tenant_whose_mta_accepts_and_never_answers_does_not_delay_another_tenants_mail()
+    {
+        const int Backlog = 300;
+        const int Messages = 40;
+        const int Budget = 20;
+        var (tarpit, bravoMta, alpha, bravo) = await HungAlphaAndBravoAsync();
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            MaxConnectionsPerDestination = Budget,
+            // Alpha's backlog is more than its share of the in-memory queue: the rest waits in the spool.
+            MaxActiveMessages = 200,
+            MaxActiveMessagesPerTenant = 100,
+        };
+        await Postern.StartServeAsync(config);
+
+        // Alpha's backlog is queued first; its deliveries sit waiting for a greeting (5 minutes by default).
+        await SendAsync(config.First.Port, alpha, "sender@external.test", "user@alpha.test", Backlog, "alpha backlog");
+        await AcceptedAsync("alpha backlog", Backlog);
+        await Poll.UntilAsync(() => tarpit.Accepted >= Budget, TimeSpan.FromSeconds(30), $"{Budget} connections to the hung MTA", Diagnostics);
+
+        var clock = Stopwatch.StartNew();
+        await SendAsync(config.First.Port, bravo, "sender@external.test", "user@bravo.test", Messages, "bravo mail");
+        await bravoMta.WaitForMessagesAsync(Messages, TimeSpan.FromSeconds(10) - clock.Elapsed, Diagnostics);
+        Output.WriteLine($"bravo's {Messages} messages delivered {clock.Elapsed.TotalSeconds:0.0} s after the first was sent, with {Backlog} of alpha's stuck");
+
+        Assert.Equal(Messages, bravoMta.Count);
+        await AcceptedAsync("bravo mail", Messages);
+        Assert.True(tarpit.Accepted == Budget, $"the hung MTA should hold exactly its budget of {Budget} connections, but {tarpit.Accepted} were opened");
+    }
+
+    [Fact]
+    public async Task A_tenant_sending_twenty_times_more_to_a_shared_destination_does_not_hold_back_the_others_mail()
+    {
+        const int Backlog = 200;
+        const int Messages = 10;
+        // The shared next hop takes a second per message, four at a time: alpha's backlog needs almost a minute.
+        var internet = Own(await SmtpSink.StartAsync(Directory, "internet", extraArguments: ["-w", "1"]));
+        var tenantMtas = Own(await SmtpSink.StartAsync(Directory, "tenant-mtas"));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
+        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tenantMtas.Port}");
+        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{tenantMtas.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            MxPort = internet.Port,
+            DnsServers = [dns.EndPoint],
+            MaxConnectionsPerDestination = 4,
+        };
+        await Postern.StartServeAsync(config);
+
+        await SendAsync(config.First.Port, alpha, "news@alpha.test", "someone@remote.test", Backlog, "alpha newsletter");
+        var clock = Stopwatch.StartNew();
+        await SendAsync(config.First.Port, bravo, "clerk@bravo.test", "someone@remote.test", Messages, "bravo invoice");
+
+        int From(string domain) => internet.Messages().Count(m => m.Complete && m.MailFromArgs.Contains("@" + domain + ">", StringComparison.Ordinal));
+        await Poll.UntilAsync(() => From("bravo.test") == Messages, TimeSpan.FromSeconds(60), $"bravo's {Messages} messages at the shared MX", Diagnostics);
+        var alphaDelivered = From("alpha.test");
+        await AcceptedAsync("alpha newsletter", Backlog);
+        await AcceptedAsync("bravo invoice", Messages);
+        Output.WriteLine($"bravo's {Messages} messages delivered in {clock.Elapsed.TotalSeconds:0.0} s; alpha had {alphaDelivered} of {Backlog} delivered by then");
+
+        // Taking turns, bravo's mail waits for about as many of alpha's as it has itself, not for alpha's whole backlog.
+        Assert.True(alphaDelivered <= Backlog / 2,
+            $"bravo's mail waited behind alpha's backlog: {alphaDelivered} of alpha's {Backlog} messages were delivered before bravo's last");
+    }
+
+    [Fact]
+    public async Task A_next_hop_that_never_sends_its_greeting_is_in_the_trace_as_a_timeout_and_its_queue_waits()
+    {
+        var (tarpit, bravoMta, alpha, bravo) = await HungAlphaAndBravoAsync();
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            GreetingTimeout = TimeSpan.FromSeconds(2),
+            RetryDelays = [TimeSpan.FromHours(1)],
+        };
+        await Postern.StartServeAsync(config);
+
+        var first = await Swaks.SendAsync(config.First.Port, "sender@external.test", "user@alpha.test", "first", "--add-header", alpha.KeyHeader);
+        Assert.True(first.QueueId is not null, first.ToString());
+        var expected = $"timed out waiting for the greeting from 127.0.0.1:{tarpit.Port} after 2 s";
+        var trace = await TraceQuery.WaitForAsync(Postern, first.QueueId!, t => t.State == "deferred", diagnostics: Diagnostics);
+        var attempt = Assert.Single(trace.Attempts);
+        Assert.Equal(("deferred", expected), (attempt.Outcome, attempt.Reply));
+        Assert.Contains(expected, trace.Reason);
+
+        // The destination is known to be hung: the next message waits for the retry without opening another connection.
+        var second = await Swaks.SendAsync(config.First.Port, "sender@external.test", "user@alpha.test", "second", "--add-header", alpha.KeyHeader);
+        Assert.True(second.QueueId is not null, second.ToString());
+        var waiting = await TraceQuery.WaitForAsync(Postern, second.QueueId!, t => t.State == "deferred", diagnostics: Diagnostics);
+        Assert.Equal("delivery temporarily suspended: " + expected, waiting.Reason);
+        Assert.Equal(1, tarpit.Accepted);
+
+        // The other tenant's mail goes as usual.
+        var other = await Swaks.SendAsync(config.First.Port, "sender@external.test", "user@bravo.test", "other", "--add-header", bravo.KeyHeader);
+        Assert.True(other.QueueId is not null, other.ToString());
+        await bravoMta.WaitForMessagesAsync(1, TimeSpan.FromSeconds(10), Diagnostics);
+    }
+
+    [Fact]
+    public async Task A_backlog_larger_than_the_in_memory_queue_waits_in_the_spool_and_is_delivered_exactly_once()
+    {
+        const int Messages = 120;
+        var sink = SmtpSink.CreateStopped(Directory, "alpha-mta");
+        Own(sink);
+        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{sink.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            MaxActiveMessages = 10,
+            RetryDelays = [TimeSpan.FromHours(1)],
+        };
+        await Postern.StartServeAsync(config);
+
+        // The MTA is down: the backlog is deferred, read back from the spool ten at a time when it is retried.
+        await SendAsync(config.First.Port, alpha, "sender@external.test", "user@alpha.test", Messages, "alpha backlog");
+        await AcceptedAsync("alpha backlog", Messages);
+        await Poll.UntilAsync(async () => (await TraceQuery.ListAsync(Postern, 5000)).Count(t => t.State == "deferred") == Messages,
+            TimeSpan.FromSeconds(60), $"all {Messages} messages deferred", Diagnostics);
+        await sink.StartAsync();
+        (await Postern.RunCliAsync("queue", "retry", "--all")).EnsureSuccess();
+
+        var delivered = await sink.WaitForMessagesAsync(Messages, TimeSpan.FromSeconds(60), Diagnostics);
+        await Poll.UntilAsync(async () => (await TraceQuery.ListAsync(Postern, 5000)).Count(t => t.State == "delivered") == Messages,
+            TimeSpan.FromSeconds(30), $"all {Messages} messages delivered in the trace", Diagnostics);
+        Assert.Equal(Messages, sink.Count);
+        Assert.Equal(Messages, delivered.Select(m => m.Mail.FirstReceivedId()).Distinct().Count());
+    }
+
+    /// <summary>Tenant alpha's MTA is a tarpit; tenant bravo's is an smtp-sink.</summary>
+    private async Task<(TarpitMta Tarpit, SmtpSink BravoMta, TestTenant Alpha, TestTenant Bravo)> HungAlphaAndBravoAsync()
+    {
+        var tarpit = Own(new TarpitMta());
+        var bravoMta = Own(await SmtpSink.StartAsync(Directory, "bravo-mta"));
+        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tarpit.Port}");
+        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{bravoMta.Port}");
+        return (tarpit, bravoMta, alpha, bravo);
+    }
+
+    /// <summary>Sends <paramref name="count"/> copies with smtp-source, ten sessions at once.</summary>
+    private async Task SendAsync(int port, TestTenant tenant, string from, string to, int count, string subject)
+    {
+        var file = Directory.PathOf($"{tenant.Name}-{count}.txt");
+        await File.WriteAllTextAsync(file, $"{tenant.KeyHeader}\nFrom: <{from}>\nTo: <{to}>\nSubject: {subject}\n\nHello from {tenant.Name}.\n");
+        await using var source = SmtpSource.Start(port, file, count, sessions: 10, from, to);
+        Assert.True(await source.WaitForExitAsync(TimeSpan.FromSeconds(60)), $"smtp-source did not finish sending {count} messages: {source.Output}");
+        Assert.True(source.ExitCode == 0, $"smtp-source failed: {source.Output}");
+    }
+
+    /// <summary>Every one of the <paramref name="count"/> messages with <paramref name="subject"/> was accepted and traced.</summary>
+    private async Task AcceptedAsync(string subject, int count)
+    {
+        await Poll.UntilAsync(async () => (await TraceQuery.ListAsync(Postern, 5000)).Count(t => t.Subject == subject) == count,
+            TimeSpan.FromSeconds(30), $"{count} '{subject}' messages accepted", Diagnostics);
+    }
+}
