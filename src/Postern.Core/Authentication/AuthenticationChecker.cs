@@ -47,8 +47,10 @@ public sealed class AuthenticationChecker
         var heloSpf = string.IsNullOrEmpty(smtp.MailFrom) || string.IsNullOrEmpty(smtp.Helo)
             ? Task.FromResult<SpfCheckResult?>(null)
             : CheckHeloAsync(smtp, cancellationToken);
-        var dkim = await _dkim.VerifyAsync(message, cancellationToken).ConfigureAwait(false);
-        var arc = await _arc.VerifyAsync(message, cancellationToken).ConfigureAwait(false);
+        // One set of body hashes for both: a DKIM signature and an ARC-Message-Signature over the same body hash it once.
+        var hashes = new DkimMessageHashes(message);
+        var dkim = await _dkim.VerifyAsync(hashes, cancellationToken).ConfigureAwait(false);
+        var arc = await _arc.VerifyAsync(hashes, cancellationToken).ConfigureAwait(false);
         var mailFrom = await spf.ConfigureAwait(false);
         var dmarc = await _dmarc.EvaluateAsync(message, mailFrom, dkim, cancellationToken).ConfigureAwait(false);
         return new AuthenticationReport(mailFrom, await heloSpf.ConfigureAwait(false), dkim, arc, dmarc);
