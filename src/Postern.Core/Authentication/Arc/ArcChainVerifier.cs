@@ -37,24 +37,25 @@ public sealed class ArcChainVerifier
         structure.Disable(DkimSignatureAlgorithm.RsaSha256);
         structure.Disable(DkimSignatureAlgorithm.Ed25519Sha256);
         var validation = await structure.VerifyAsync(message, cancellationToken).ConfigureAwait(false);
-        var sets = ReadSets(message);
+        var fields = ReadFields(message);
+        var sets = Summaries(fields);
 
         if (validation.Chain == ArcSignatureValidationResult.None)
             return new ArcChainResult(ArcResult.None, sets);
 
-        var newestAms = NewestMessageSignature(message, sets.Count);
-        if (newestAms?.Tags.GetValueOrDefault("h") is { } signedHeaders
+        var newestAms = fields.FirstOrDefault(f => f.Header.Id == HeaderId.ArcMessageSignature && f.Instance == sets.Count);
+        if (newestAms?.Tags?.GetValueOrDefault("h") is { } signedHeaders
             && signedHeaders.Split(':').Any(h => h.Trim().Equals("arc-seal", StringComparison.OrdinalIgnoreCase)))
             return new ArcChainResult(ArcResult.Fail, sets, "the newest ARC-Message-Signature signs ARC-Seal, which RFC 8617 §4.1.2 forbids");
 
         var errors = validation.ChainErrors & ~(ArcValidationErrors.MessageSignatureValidationFailed | ArcValidationErrors.SealValidationFailed);
         var keys = new RecordingLocator(_keys);
         var failedSeals = new List<int>();
-        if (validation.MessageSignature is { } ams && validation.Seals is { } seals)
+        if (validation.MessageSignature is not null && validation.Seals is { } seals)
         {
-            if (!await VerifyMessageSignatureAsync(hashes, ams.Header, keys, cancellationToken).ConfigureAwait(false))
+            var chain = Chain(fields, seals.Length);
+            if (chain is null || !await VerifyMessageSignatureAsync(hashes, chain[^1].MessageSignature, keys, cancellationToken).ConfigureAwait(false))
                 errors |= ArcValidationErrors.MessageSignatureValidationFailed;
-            var chain = ChainHeaders(message, seals.Length);
             for (var i = seals.Length - 1; i >= 0; i--)
             {
                 if (chain is null || !await VerifySealAsync(chain, i, keys, cancellationToken).ConfigureAwait(false))
@@ -78,9 +79,9 @@ public sealed class ArcChainVerifier
     /// c= as simple/simple, as DKIM would; ARC implementations (dkimpy, the ValiMail suite) use relaxed/relaxed, so
     /// without c= either passes.
     /// </summary>
-    private static async Task<bool> VerifyMessageSignatureAsync(DkimMessageHashes hashes, Header ams, RecordingLocator keys, CancellationToken cancellationToken)
+    private static async Task<bool> VerifyMessageSignatureAsync(DkimMessageHashes hashes, ArcField ams, RecordingLocator keys, CancellationToken cancellationToken)
     {
-        if (DkimTagList.TryParse(ams.Value) is not { } tags || !HasSignatureTags(tags) || tags.GetValueOrDefault("bh") is not { Length: > 0 } bh
+        if (ams.Tags is not { } tags || !HasSignatureTags(tags) || tags.GetValueOrDefault("bh") is not { Length: > 0 } bh
             || tags.GetValueOrDefault("h") is not { } h)
             return false;
         var maxLength = -1;
@@ -101,20 +102,20 @@ public sealed class ArcChainVerifier
         if (matching.Length == 0 || await keys.FindAsync(tags, cancellationToken).ConfigureAwait(false) is not { } key)
             return false;
         var signed = h.Split(':');
-        return matching.Any(c => hashes.VerifyHeaderSignature(ams, signed, c.Header, key, tags["b"]));
+        return matching.Any(c => hashes.VerifyHeaderSignature(ams.Header, signed, c.Header, key, tags["b"]));
     }
 
     /// <summary>The ARC-Seal of set <paramref name="index"/> (0-based) over every set up to it (RFC 8617 §5.1.1).</summary>
     private static async Task<bool> VerifySealAsync(ArcSetHeaders[] chain, int index, RecordingLocator keys, CancellationToken cancellationToken)
     {
         var seal = chain[index].Seal;
-        if (DkimTagList.TryParse(seal.Value) is not { } tags || !HasSignatureTags(tags) || tags.ContainsKey("h"))
+        if (seal.Tags is not { } tags || !HasSignatureTags(tags) || tags.ContainsKey("h"))
             return false;
         if (await keys.FindAsync(tags, cancellationToken).ConfigureAwait(false) is not { } key)
             return false;
-        var signed = chain.Take(index).SelectMany(s => new[] { s.Results, s.MessageSignature, s.Seal })
-            .Concat([chain[index].Results, chain[index].MessageSignature]);
-        return DkimMessageHashes.VerifySeal(signed, seal, key, tags["b"]);
+        var signed = chain.Take(index).SelectMany(s => new[] { s.Results.Header, s.MessageSignature.Header, s.Seal.Header })
+            .Concat([chain[index].Results.Header, chain[index].MessageSignature.Header]);
+        return DkimMessageHashes.VerifySeal(signed, seal.Header, key, tags["b"]);
     }
 
     /// <summary>What MimeKit's verifier requires of every ARC signature: a known algorithm, d=, s=, b=, and a numeric t= if any.</summary>
@@ -129,32 +130,55 @@ public sealed class ArcChainVerifier
         return parts.Length is 1 or 2 && parts.All(p => p.Trim() is "relaxed" or "simple");
     }
 
-    /// <summary>Each set's three fields by instance; null unless every instance up to <paramref name="count"/> has exactly one of each.</summary>
-    private static ArcSetHeaders[]? ChainHeaders(MimeMessage message, int count)
+    /// <summary>Every ARC field of the message, each parsed once: its instance, and its tags or (an ARC-Authentication-Results) its results.</summary>
+    private static List<ArcField> ReadFields(MimeMessage message)
     {
-        var results = new Header?[count];
-        var signatures = new Header?[count];
-        var seals = new Header?[count];
+        var fields = new List<ArcField>();
         foreach (var header in message.Headers)
         {
-            var instance = header.Id switch
-            {
-                HeaderId.ArcAuthenticationResults when AuthenticationResults.TryParse(header.RawValue, out var aar) => aar.Instance ?? 0,
-                HeaderId.ArcMessageSignature or HeaderId.ArcSeal when DkimTagList.TryParse(header.Value)?.GetValueOrDefault("i") is { } i
-                    && int.TryParse(i, NumberStyles.None, CultureInfo.InvariantCulture, out var n) => n,
-                _ => 0,
-            };
-            if (instance < 1 || instance > count)
+            if (header.Id == HeaderId.ArcAuthenticationResults && AuthenticationResults.TryParse(header.RawValue, out var aar))
+                fields.Add(new ArcField(header, aar.Instance ?? 0, null, aar));
+            else if (header.Id is HeaderId.ArcMessageSignature or HeaderId.ArcSeal && DkimTagList.TryParse(header.Value) is { } tags)
+                fields.Add(new ArcField(header, int.TryParse(tags.GetValueOrDefault("i"), NumberStyles.None, CultureInfo.InvariantCulture, out var i) ? i : 0, tags, null));
+        }
+        return fields;
+    }
+
+    /// <summary>The sets in instance order, read leniently: a malformed field is skipped, not fatal.</summary>
+    private static IReadOnlyList<ArcSetSummary> Summaries(List<ArcField> fields)
+    {
+        var seals = new SortedDictionary<int, IReadOnlyDictionary<string, string>>();
+        var results = new Dictionary<int, AuthenticationResults>();
+        foreach (var field in fields)
+        {
+            if (field.Header.Id == HeaderId.ArcSeal && field.Instance is > 0 and <= ArcSealer.MaxInstances)
+                seals.TryAdd(field.Instance, field.Tags!);
+            else if (field.Results is { Instance: not null } aar)
+                results.TryAdd(field.Instance, aar);
+        }
+        return seals.Select(s => new ArcSetSummary(s.Key, s.Value.GetValueOrDefault("d", ""), s.Value.GetValueOrDefault("s", ""),
+            s.Value.GetValueOrDefault("cv", ""), results.GetValueOrDefault(s.Key))).ToArray();
+    }
+
+    /// <summary>Each set's three fields by instance; null unless every instance up to <paramref name="count"/> has exactly one of each.</summary>
+    private static ArcSetHeaders[]? Chain(List<ArcField> fields, int count)
+    {
+        var results = new ArcField?[count];
+        var signatures = new ArcField?[count];
+        var seals = new ArcField?[count];
+        foreach (var field in fields)
+        {
+            if (field.Instance < 1 || field.Instance > count)
                 continue;
-            var slot = header.Id switch
+            var slot = field.Header.Id switch
             {
                 HeaderId.ArcAuthenticationResults => results,
                 HeaderId.ArcMessageSignature => signatures,
                 _ => seals,
             };
-            if (slot[instance - 1] is not null)
+            if (slot[field.Instance - 1] is not null)
                 return null;
-            slot[instance - 1] = header;
+            slot[field.Instance - 1] = field;
         }
         var chain = new ArcSetHeaders[count];
         for (var i = 0; i < count; i++)
@@ -184,36 +208,11 @@ public sealed class ArcChainVerifier
         return reasons.Count == 0 ? "the chain did not validate" : string.Join("; ", reasons);
     }
 
-    private static (Header Header, IReadOnlyDictionary<string, string> Tags)? NewestMessageSignature(MimeMessage message, int newest)
-    {
-        foreach (var header in message.Headers)
-        {
-            if (header.Id == HeaderId.ArcMessageSignature && DkimTagList.TryParse(header.Value) is { } tags
-                && int.TryParse(tags.GetValueOrDefault("i"), out var instance) && instance == newest)
-                return (header, tags);
-        }
-        return null;
-    }
-
-    /// <summary>The sets in instance order, read leniently: a malformed header is skipped, not fatal.</summary>
-    private static IReadOnlyList<ArcSetSummary> ReadSets(MimeMessage message)
-    {
-        var seals = new SortedDictionary<int, (string Domain, string Selector, string Cv)>();
-        var results = new Dictionary<int, AuthenticationResults>();
-        foreach (var header in message.Headers)
-        {
-            if (header.Id == HeaderId.ArcSeal && DkimTagList.TryParse(header.Value) is { } tags
-                && int.TryParse(tags.GetValueOrDefault("i"), out var instance) && instance is > 0 and <= 50)
-                seals.TryAdd(instance, (tags.GetValueOrDefault("d", ""), tags.GetValueOrDefault("s", ""), tags.GetValueOrDefault("cv", "")));
-            else if (header.Id == HeaderId.ArcAuthenticationResults && AuthenticationResults.TryParse(header.RawValue, out var aar)
-                && aar.Instance is int aarInstance)
-                results.TryAdd(aarInstance, aar);
-        }
-        return seals.Select(s => new ArcSetSummary(s.Key, s.Value.Domain, s.Value.Selector, s.Value.Cv, results.GetValueOrDefault(s.Key))).ToArray();
-    }
+    /// <summary>One ARC field with what was parsed of it: i=, and the tags (ARC-Message-Signature, ARC-Seal) or the results (ARC-Authentication-Results).</summary>
+    private sealed record ArcField(Header Header, int Instance, IReadOnlyDictionary<string, string>? Tags, AuthenticationResults? Results);
 
     /// <summary>The three fields of one ARC set.</summary>
-    private sealed record ArcSetHeaders(Header Results, Header MessageSignature, Header Seal);
+    private sealed record ArcSetHeaders(ArcField Results, ArcField MessageSignature, ArcField Seal);
 
     /// <summary>Fetches the keys of the chain's signatures and remembers why one could not be had, so a DNS outage is reported as such.</summary>
     private sealed class RecordingLocator(DnsDkimKeyLocator inner)
