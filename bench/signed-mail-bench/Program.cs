@@ -14,13 +14,11 @@
 // ratio_sealed_to_unsigned=… (issue 7's goal: at most 1.5).
 using System.Diagnostics;
 using System.Globalization;
-using Microsoft.Extensions.Logging.Abstractions;
 using MimeKit.Cryptography;
+using Postern.Bench;
 using Postern.Core.Authentication;
 using Postern.Core.Scanning;
-using Postern.Core.Scanning.Engines;
 using Postern.Core.Spool;
-using Postern.Core.Tenants;
 
 string[] forms = ["unsigned", "signed", "sealed"];
 if (args.Length is < 1 or > 3 || !File.Exists(Path.Combine(args[0], "dns.txt")) || (args.Length == 3 && !forms.Contains(args[2])))
@@ -127,43 +125,23 @@ return 0;
 /// </summary>
 internal sealed class ProductionPath
 {
-    private readonly Tenant _tenant = new()
-    {
-        Id = Guid.Parse("6f1c2a57-3a0e-4bde-9a53-1f0c2d4e5a60"),
-        Name = "bench",
-        Region = "eu",
-        LoopToken = "0123456789abcdef0123456789abcdef",
-        CreatedAt = DateTimeOffset.UtcNow,
-    };
-
-    private readonly RoutingTable _table;
-    private readonly ScanningPipeline _pipeline;
+    private readonly BenchScanning _scanning;
     private readonly ArcSealer _sealer;
     private readonly string _authservId;
-    private readonly string _spill = Directory.CreateTempSubdirectory("signed-mail-bench-").FullName;
     private readonly AuthenticationMethodResult[] _unsignedResults = [new("spf", "pass"), new("dkim", "none"), new("dmarc", "pass"), new("arc", "none")];
     private readonly AuthenticationMethodResult[] _sealedResults = [new("spf", "pass"), new("dkim", "pass"), new("dmarc", "pass"), new("arc", "pass")];
 
     public ProductionPath(IDnsResolver dns, string authservId)
     {
         _authservId = authservId;
-        _table = new RoutingTable(1, [_tenant], [new ProtectedDomain("bench.test", _tenant.Id, [])],
-            vips: new Dictionary<Guid, IReadOnlyList<string>> { [_tenant.Id] = ["Jane Doe", "John Smith"] });
-        IScanEngine[] engines =
-        [
-            new AuthenticationEngine(new AuthenticationChecker(dns), authservId),
-            new AttachmentTypeEngine(),
-            new UrlEngine(),
-            new ImpersonationEngine(),
-        ];
-        _pipeline = new ScanningPipeline(engines, TimeSpan.FromSeconds(60), NullLogger<ScanningPipeline>.Instance);
+        _scanning = new BenchScanning(dns, authservId, "signed-mail-bench");
         _sealer = new ArcSealer(DkimSigningKey.GenerateRsa(), authservId, "postern1", authservId, new ArcChainVerifier(dns));
     }
 
     /// <summary>Scans, writes the annotations in, seals; returns the Authentication-Results and the seal's outcome.</summary>
     public async Task<(string Results, ArcSealOutcome Seal)> RunAsync(byte[] data)
     {
-        var scan = await ScanCoreAsync(data);
+        var scan = await ScanAsync(data);
         using var raw = RawMessage.Parse(data);
         foreach (var (field, value) in scan.Headers)
             raw.Insert(0, RawMessage.Field(field, value));
@@ -171,29 +149,13 @@ internal sealed class ProductionPath
         return (string.Join("; ", raw.Values("Authentication-Results")), outcome);
     }
 
-    public Task ScanAsync(byte[] data) => ScanCoreAsync(data);
+    /// <summary>Scanning alone, the message handed over by an Exchange Online outbound server.</summary>
+    public Task<ScanResult> ScanAsync(byte[] data) => _scanning.ScanAsync(data, "40.107.22.51", "EUR05-DB8-obe.outbound.protection.outlook.com");
 
     /// <summary>Sealing alone, with the results scanning would have given (arc=pass when the message has a chain).</summary>
     public async Task SealAsync(byte[] data)
     {
         using var raw = RawMessage.Parse(data);
         await _sealer.SealAsync(raw, raw.Contains("ARC-Seal") ? _sealedResults : _unsignedResults);
-    }
-
-    private async Task<ScanResult> ScanCoreAsync(byte[] data)
-    {
-        var envelope = new Envelope
-        {
-            QueueId = QueueId.New(),
-            ReceivedAt = DateTimeOffset.UtcNow,
-            TenantId = _tenant.Id,
-            MailFrom = "alex@partner.example",
-            Recipients = [new EnvelopeRecipient("alice@bench.test", RecipientRoute.Tenant)],
-            Client = "40.107.22.51",
-            HeloName = "EUR05-DB8-obe.outbound.protection.outlook.com",
-        };
-        using var content = new MessageContent(_spill);
-        await content.WriteAsync(data, CancellationToken.None);
-        return await _pipeline.ScanAsync(new ScanRequest(envelope, _tenant, content, _table), CancellationToken.None);
     }
 }
