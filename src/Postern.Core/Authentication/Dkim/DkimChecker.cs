@@ -123,7 +123,9 @@ public sealed class DkimChecker
         }
 
         var (headerCanonicalization, bodyCanonicalization) = DkimMessageHashes.ParseCanonicalization(tags.GetValueOrDefault("c"));
-        var maxLength = tags.TryGetValue("l", out var l) ? int.Parse(l, NumberStyles.None, CultureInfo.InvariantCulture) : -1;
+        var maxLength = -1;
+        if (tags.TryGetValue("l", out var l) && !int.TryParse(DkimTagList.WithoutWhitespace(l), NumberStyles.None, CultureInfo.InvariantCulture, out maxLength))
+            return Result(DkimResult.Neutral, $"l={l} is not a length", key);
         if (!hashes.BodyHashMatches(bodyCanonicalization, maxLength, tags["bh"]))
             return Result(DkimResult.Fail, "the body hash does not match the body", key);
         if (!hashes.VerifyHeaderSignature(signature, tags["h"].Split(':'), headerCanonicalization, key, b!))

@@ -54,6 +54,8 @@ internal sealed class DkimMessageHashes(MimeMessage message)
     public bool VerifyHeaderSignature(Header signature, IReadOnlyList<string> signedFields, DkimCanonicalizationAlgorithm canonicalization,
         DkimPublicKeyRecord key, string b)
     {
+        if (WithoutSignatureValue(signature) is not { } unsigned)
+            return false;
         using var data = new HashedData();
         var counts = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         foreach (var field in signedFields)
@@ -69,17 +71,19 @@ internal sealed class DkimMessageHashes(MimeMessage message)
             Write(data, header.Field, header.RawField, header.RawValue, canonicalization, isSignature: false);
             counts[name] = seen + 1;
         }
-        Write(data, signature.Field, signature.RawField, WithoutSignatureValue(signature), canonicalization, isSignature: true);
+        Write(data, signature.Field, signature.RawField, unsigned, canonicalization, isSignature: true);
         return Verify(key, data.Hash(), b);
     }
 
     /// <summary>Verifies b= of an ARC-Seal (RFC 8617 §5.1.1): every earlier set's fields, then this set's, relaxed, the seal last with b= emptied.</summary>
     public static bool VerifySeal(IEnumerable<Header> setsInOrder, Header seal, DkimPublicKeyRecord key, string b)
     {
+        if (WithoutSignatureValue(seal) is not { } unsigned)
+            return false;
         using var data = new HashedData();
         foreach (var header in setsInOrder)
             Write(data, header.Field, header.RawField, header.RawValue, DkimCanonicalizationAlgorithm.Relaxed, isSignature: false);
-        Write(data, seal.Field, seal.RawField, WithoutSignatureValue(seal), DkimCanonicalizationAlgorithm.Relaxed, isSignature: true);
+        Write(data, seal.Field, seal.RawField, unsigned, DkimCanonicalizationAlgorithm.Relaxed, isSignature: true);
         return Verify(key, data.Hash(), b);
     }
 
@@ -173,8 +177,8 @@ internal sealed class DkimMessageHashes(MimeMessage message)
         data.AppendWithCrLf(value[..length]);
     }
 
-    /// <summary>The field's raw value with the value of its b= tag removed (the tag itself kept), as it was when it was signed.</summary>
-    private static byte[] WithoutSignatureValue(Header header)
+    /// <summary>The field's raw value with the value of its b= tag removed (the tag itself kept), as it was when it was signed; null without b=.</summary>
+    private static byte[]? WithoutSignatureValue(Header header)
     {
         var raw = header.RawValue;
         var index = 0;
@@ -210,7 +214,7 @@ internal sealed class DkimMessageHashes(MimeMessage message)
                 index++;
         }
         if (valueStart is not { } start)
-            throw new FormatException($"Malformed {header.Field} header: missing signature parameter.");
+            return null;
         var stripped = new byte[raw.Length - (valueEnd - start)];
         raw.AsSpan(0, start).CopyTo(stripped);
         raw.AsSpan(valueEnd).CopyTo(stripped.AsSpan(start));
