@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Writes the corpus of mail as Exchange Online hands it to Postern, in three forms, and the DNS records it needs.
 
-    /usr/bin/python3 bench/corpus/exo-corpus.py OUT_DIR
+    /usr/bin/python3 bench/corpus/exo-corpus.py [--lf] OUT_DIR
 
 The ten messages of bench/scan-corpus.py (text, HTML newsletters, PDF, zip, Office attachments; 2-60 KB),
-each written three times, CRLF line ends as they arrive over SMTP:
+each written three times, CRLF line ends as they arrive over SMTP (LF with --lf, for smtp-source -F, which adds
+the CR itself; the signatures hold either way, since they are over CRLF):
 
   OUT_DIR/unsigned/NN-name.eml  as Exchange Online relays mail nobody signed: the sender's Received line,
                                 the front end's (which Postern judges SPF for), Exchange Online's internal hops,
@@ -127,9 +128,12 @@ def exo_outbound_headers(rng, network_id):
 
 
 def main():
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    lf = "--lf" in args
+    args = [a for a in args if a != "--lf"]
+    if len(args) != 1:
         sys.exit(__doc__)
-    out = sys.argv[1]
+    out = args[0]
     for sub in ("unsigned", "signed", "sealed", "keys"):
         os.makedirs(os.path.join(out, sub), exist_ok=True)
     sender_key, sender_record = rsa_key(os.path.join(out, "keys", "partner.example-selector1.pem"))
@@ -176,7 +180,7 @@ def main():
             if form == "sealed" and dkim.arc_verify(message, dnsfunc=txt)[0] != b"pass":
                 sys.exit(f"{name}: the ARC set does not verify")
             with open(os.path.join(out, form, name + ".eml"), "wb") as f:
-                f.write(message)
+                f.write(message.replace(b"\r\n", b"\n") if lf else message)
 
 
 if __name__ == "__main__":
