@@ -11,13 +11,11 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.Extensions.Logging.Abstractions;
 using MimeKit.Cryptography;
+using Postern.Bench;
 using Postern.Core.Authentication;
 using Postern.Core.Scanning;
-using Postern.Core.Scanning.Engines;
 using Postern.Core.Spool;
-using Postern.Core.Tenants;
 
 if (args.Length is < 1 or > 2 || !Directory.Exists(args[0]))
 {
@@ -32,45 +30,10 @@ if (files.Length == 0)
     return 2;
 }
 
-var spill = Directory.CreateTempSubdirectory("scan-bench-").FullName;
-var tenant = new Tenant
-{
-    Id = Guid.Parse("6f1c2a57-3a0e-4bde-9a53-1f0c2d4e5a60"),
-    Name = "bench",
-    Region = "eu",
-    LoopToken = "0123456789abcdef0123456789abcdef",
-    CreatedAt = DateTimeOffset.UtcNow,
-};
-var table = new RoutingTable(1, [tenant], [new ProtectedDomain("bench.test", tenant.Id, [])],
-    vips: new Dictionary<Guid, IReadOnlyList<string>> { [tenant.Id] = ["Jane Doe", "John Smith"] });
-// The engines `postern serve` runs with Postern:Scanning at its defaults (ClamAV and rspamd are external and off):
-// the authentication checks get a resolver that answers NXDOMAIN at once, so what is measured is their CPU, not DNS latency.
-IScanEngine[] engines =
-[
-    new AuthenticationEngine(new AuthenticationChecker(new OfflineResolver()), "arc.postern.example"),
-    new AttachmentTypeEngine(),
-    new UrlEngine(),
-    new ImpersonationEngine(),
-];
-var pipeline = new ScanningPipeline(engines, TimeSpan.FromSeconds(60), NullLogger<ScanningPipeline>.Instance);
+// The authentication checks get a resolver that answers NXDOMAIN at once, so what is measured is their CPU, not DNS latency.
+using var scanning = new BenchScanning(new OfflineResolver(), "arc.postern.example", "scan-bench");
 
-async Task<ScanResult> ScanAsync(byte[] data)
-{
-    var envelope = new Envelope
-    {
-        QueueId = QueueId.New(),
-        ReceivedAt = DateTimeOffset.UtcNow,
-        TenantId = tenant.Id,
-        MailFrom = "alex@partner.example",
-        Recipients = [new EnvelopeRecipient("alice@bench.test", RecipientRoute.Tenant)],
-        Client = "203.0.113.5",
-        HeloName = "mail.partner.example",
-    };
-    // As the relay does: the received bytes in a MessageContent, scanned before they are acknowledged.
-    using var content = new MessageContent(spill);
-    await content.WriteAsync(data, CancellationToken.None);
-    return await pipeline.ScanAsync(new ScanRequest(envelope, tenant, content, table), CancellationToken.None);
-}
+Task<ScanResult> ScanAsync(byte[] data) => scanning.ScanAsync(data, "203.0.113.5", "mail.partner.example");
 
 // Warm-up: every message a few times (the JIT compiles fully optimised on first call; this settles caches and pools).
 foreach (var (_, data) in files)
@@ -142,7 +105,6 @@ AuthenticationMethodResult[] sealResults = [new("spf", "pass"), new("dkim", "non
 
 var threads = Environment.ProcessorCount;
 var all = await RunAsync(threads);
-Directory.Delete(spill, recursive: true);
 Console.WriteLine(FormattableString.Invariant($"pipeline_msgs_per_s={all.Rate:F1} threads={threads} cpu_ms_per_msg={all.CpuMsPerMessage:F3} mb_per_s={all.MegabytesPerSecond:F1}"));
 return 0;
 

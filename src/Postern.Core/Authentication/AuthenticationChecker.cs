@@ -19,7 +19,9 @@ public sealed class AuthenticationCheckerOptions
 
 /// <summary>
 /// Runs every mail-authentication check Postern makes on a message — SPF for MAIL FROM and HELO, DKIM, ARC
-/// and DMARC — and returns the results as data. SPF, DKIM and ARC run concurrently; DMARC uses their results.
+/// and DMARC — and returns the results as data. SPF (DNS only) runs alongside; DKIM, ARC and DMARC read the parsed
+/// message one after another, because a <see cref="MimeMessage"/> is not safe for concurrent readers (MimeKit loads
+/// fields lazily and a part's content stream has one position). DMARC uses the others' results.
 /// Nothing here throws for a message's content or a DNS failure: those are results.
 /// </summary>
 public sealed class AuthenticationChecker
@@ -45,13 +47,13 @@ public sealed class AuthenticationChecker
         var heloSpf = string.IsNullOrEmpty(smtp.MailFrom) || string.IsNullOrEmpty(smtp.Helo)
             ? Task.FromResult<SpfCheckResult?>(null)
             : CheckHeloAsync(smtp, cancellationToken);
-        var dkim = _dkim.VerifyAsync(message, cancellationToken);
-        var arc = _arc.VerifyAsync(message, cancellationToken);
-        await Task.WhenAll(spf, heloSpf, dkim, arc).ConfigureAwait(false);
-
-        var dmarc = await _dmarc.EvaluateAsync(message, await spf.ConfigureAwait(false), await dkim.ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-        return new AuthenticationReport(await spf.ConfigureAwait(false), await heloSpf.ConfigureAwait(false), await dkim.ConfigureAwait(false),
-            await arc.ConfigureAwait(false), dmarc);
+        // One set of body hashes for both: a DKIM signature and an ARC-Message-Signature over the same body hash it once.
+        var hashes = new DkimMessageHashes(message);
+        var dkim = await _dkim.VerifyAsync(hashes, cancellationToken).ConfigureAwait(false);
+        var arc = await _arc.VerifyAsync(hashes, cancellationToken).ConfigureAwait(false);
+        var mailFrom = await spf.ConfigureAwait(false);
+        var dmarc = await _dmarc.EvaluateAsync(message, mailFrom, dkim, cancellationToken).ConfigureAwait(false);
+        return new AuthenticationReport(mailFrom, await heloSpf.ConfigureAwait(false), dkim, arc, dmarc);
     }
 
     private async Task<SpfCheckResult?> CheckHeloAsync(SmtpIdentity smtp, CancellationToken cancellationToken) =>

@@ -6,8 +6,9 @@ using Org.BouncyCastle.Crypto;
 namespace Postern.Core.Authentication;
 
 /// <summary>
-/// Verifies every DKIM-Signature of a message (RFC 6376). MimeKit's <see cref="DkimVerifier"/> does the
-/// canonicalization and cryptography; this class adds what a receiver needs around it: a result per
+/// Verifies every DKIM-Signature of a message (RFC 6376). MimeKit's <see cref="DkimVerifier"/> validates the
+/// signature's syntax, <see cref="DkimMessageHashes"/> the hashes and RSA (natively, the body hashed once per
+/// message); this class adds what a receiver needs around them: a result per
 /// signature with the RFC 8601 vocabulary, strict key-record rules, the RFC 8301 algorithm and key-size
 /// floor, expiry, and a reason an admin can read.
 /// </summary>
@@ -31,16 +32,23 @@ public sealed class DkimChecker
     }
 
     /// <summary>One result per DKIM-Signature header, in header order; empty when the message is unsigned.</summary>
-    public async Task<IReadOnlyList<DkimSignatureResult>> VerifyAsync(MimeMessage message, CancellationToken cancellationToken = default)
+    public Task<IReadOnlyList<DkimSignatureResult>> VerifyAsync(MimeMessage message, CancellationToken cancellationToken = default) =>
+        VerifyAsync(new DkimMessageHashes(message), cancellationToken);
+
+    /// <summary>Every DKIM-Signature of the message <paramref name="hashes"/> is for, sharing its body hashes with the ARC check.</summary>
+    internal async Task<IReadOnlyList<DkimSignatureResult>> VerifyAsync(DkimMessageHashes hashes, CancellationToken cancellationToken)
     {
         var results = new List<DkimSignatureResult>();
-        foreach (var header in message.Headers.Where(h => h.Id == HeaderId.DkimSignature).ToArray())
-            results.Add(await VerifySignatureAsync(message, header, cancellationToken).ConfigureAwait(false));
+        foreach (var header in hashes.Message.Headers.Where(h => h.Id == HeaderId.DkimSignature).ToArray())
+            results.Add(await VerifySignatureAsync(hashes, header, cancellationToken).ConfigureAwait(false));
         return results;
     }
 
     /// <summary>Verifies one DKIM-Signature header of <paramref name="message"/>.</summary>
-    public async Task<DkimSignatureResult> VerifySignatureAsync(MimeMessage message, Header signature, CancellationToken cancellationToken = default)
+    public Task<DkimSignatureResult> VerifySignatureAsync(MimeMessage message, Header signature, CancellationToken cancellationToken = default) =>
+        VerifySignatureAsync(new DkimMessageHashes(message), signature, cancellationToken);
+
+    private async Task<DkimSignatureResult> VerifySignatureAsync(DkimMessageHashes hashes, Header signature, CancellationToken cancellationToken)
     {
         var tags = DkimTagList.TryParse(signature.Value);
         if (tags is null)
@@ -101,19 +109,28 @@ public sealed class DkimChecker
             && !identity[(identity.LastIndexOf('@') + 1)..].Equals(domain, StringComparison.OrdinalIgnoreCase))
             return Result(DkimResult.PermError, "the key (t=s) requires i= to be in exactly the d= domain", key);
 
-        var verifier = new DkimVerifier(new FixedKeyLocator(key.Key)) { MinimumRsaKeyLength = MinimumRsaKeyBits };
+        // MimeKit validates the tags (c=, l=, t=, i= within d=, …) and, with every algorithm disabled, does no cryptography.
+        var syntax = new DkimVerifier(new FixedKeyLocator(key.Key)) { MinimumRsaKeyLength = MinimumRsaKeyBits };
+        syntax.Disable(DkimSignatureAlgorithm.RsaSha256);
+        syntax.Disable(DkimSignatureAlgorithm.Ed25519Sha256);
         try
         {
-            if (await verifier.VerifyAsync(message, signature, cancellationToken).ConfigureAwait(false))
-                return Result(DkimResult.Pass, key: key);
+            syntax.Verify(hashes.Message, signature, cancellationToken);
         }
         catch (FormatException ex)
         {
             return Result(DkimResult.Neutral, ex.Message, key);
         }
-        return Result(DkimResult.Fail,
-            DkimBodyHash.Matches(message, tags) ? "the signature does not match the signed headers" : "the body hash does not match the body",
-            key);
+
+        var (headerCanonicalization, bodyCanonicalization) = DkimMessageHashes.ParseCanonicalization(tags.GetValueOrDefault("c"));
+        var maxLength = -1;
+        if (tags.TryGetValue("l", out var l) && !int.TryParse(DkimTagList.WithoutWhitespace(l), NumberStyles.None, CultureInfo.InvariantCulture, out maxLength))
+            return Result(DkimResult.Neutral, $"l={l} is not a length", key);
+        if (!hashes.BodyHashMatches(bodyCanonicalization, maxLength, tags["bh"]))
+            return Result(DkimResult.Fail, "the body hash does not match the body", key);
+        if (!hashes.VerifyHeaderSignature(signature, tags["h"].Split(':'), headerCanonicalization, key, b!))
+            return Result(DkimResult.Fail, "the signature does not match the signed headers", key);
+        return Result(DkimResult.Pass, key: key);
     }
 
     /// <summary>Hands MimeKit the key this checker already fetched and vetted.</summary>
@@ -123,34 +140,5 @@ public sealed class DkimChecker
 
         public Task<AsymmetricKeyParameter> LocatePublicKeyAsync(string methods, string domain, string selector, CancellationToken cancellationToken = default) =>
             Task.FromResult(key);
-    }
-}
-
-/// <summary>Checks a signature's bh= on its own, so a failure can say whether the body or the headers changed.</summary>
-internal sealed class DkimBodyHash : DkimVerifierBase
-{
-    private DkimBodyHash(IDkimPublicKeyLocator locator)
-        : base(locator)
-    {
-    }
-
-    public static bool Matches(MimeMessage message, IReadOnlyDictionary<string, string> tags)
-    {
-        var algorithm = tags.GetValueOrDefault("a") == "ed25519-sha256" ? DkimSignatureAlgorithm.Ed25519Sha256 : DkimSignatureAlgorithm.RsaSha256;
-        var canonicalization = tags.GetValueOrDefault("c", "simple/simple").Split('/');
-        var body = canonicalization.Length > 1 && canonicalization[1].Trim() == "relaxed"
-            ? DkimCanonicalizationAlgorithm.Relaxed
-            : DkimCanonicalizationAlgorithm.Simple;
-        var maxLength = tags.TryGetValue("l", out var l) && int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out var length) ? length : -1;
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        try
-        {
-            return VerifyBodyHash(options, message, algorithm, body, maxLength, DkimTagList.WithoutWhitespace(tags.GetValueOrDefault("bh", "")));
-        }
-        catch (FormatException)
-        {
-            return false;
-        }
     }
 }

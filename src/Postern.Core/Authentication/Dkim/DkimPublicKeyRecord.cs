@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using Org.BouncyCastle.Asn1;
 using Org.BouncyCastle.Asn1.X509;
 using Org.BouncyCastle.Crypto;
@@ -13,6 +14,8 @@ namespace Postern.Core.Authentication;
 /// </summary>
 public sealed class DkimPublicKeyRecord
 {
+    private RSA? _nativeRsa;
+
     private DkimPublicKeyRecord(string keyType, AsymmetricKeyParameter key, IReadOnlyList<string>? hashAlgorithms, bool testing, bool strictIdentity)
     {
         KeyType = keyType;
@@ -35,6 +38,18 @@ public sealed class DkimPublicKeyRecord
 
     /// <summary>t=s: the i= domain of signatures must equal d= exactly, no subdomains.</summary>
     public bool StrictIdentity { get; }
+
+    /// <summary>
+    /// The RSA key as .NET's native RSA (OpenSSL), made once per record: it verifies in tens of microseconds,
+    /// BouncyCastle's managed arithmetic in about half a millisecond. Only for k=rsa.
+    /// </summary>
+    internal RSA NativeRsa => LazyInitializer.EnsureInitialized(ref _nativeRsa, () =>
+    {
+        var rsa = (RsaKeyParameters)Key;
+        var native = RSA.Create();
+        native.ImportParameters(new RSAParameters { Modulus = rsa.Modulus.ToByteArrayUnsigned(), Exponent = rsa.Exponent.ToByteArrayUnsigned() });
+        return native;
+    });
 
     /// <summary>RSA modulus size in bits, 256 for Ed25519.</summary>
     public int KeyBits => Key is RsaKeyParameters rsa ? rsa.Modulus.BitLength : 256;

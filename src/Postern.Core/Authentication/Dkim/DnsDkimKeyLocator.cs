@@ -6,13 +6,21 @@ namespace Postern.Core.Authentication;
 /// <summary>
 /// Finds DKIM and ARC public keys at "selector._domainkey.domain" through <see cref="IDnsResolver"/>, and is
 /// the <see cref="IDkimPublicKeyLocator"/> MimeKit's verifiers use. Failures are <see cref="DkimKeyException"/>s
-/// that say whether DNS failed (temporary) or the key is missing or unusable (permanent).
+/// that say whether DNS failed (temporary) or the key is missing or unusable (permanent). DNS is asked every time
+/// (the resolver caches by TTL); the key parsed from the answer comes from a <see cref="DkimKeyCache"/>.
 /// </summary>
 public sealed class DnsDkimKeyLocator : IDkimPublicKeyLocator
 {
     private readonly IDnsResolver _dns;
+    private readonly DkimKeyCache _cache;
 
-    public DnsDkimKeyLocator(IDnsResolver dns) => _dns = dns;
+    /// <param name="dns">Where key records are asked for.</param>
+    /// <param name="cache">Parsed keys by record text; <see cref="DkimKeyCache.Shared"/> when null.</param>
+    public DnsDkimKeyLocator(IDnsResolver dns, DkimKeyCache? cache = null)
+    {
+        _dns = dns;
+        _cache = cache ?? DkimKeyCache.Shared;
+    }
 
     /// <summary>The key record for <paramref name="selector"/> at <paramref name="domain"/>; the first usable one if several are published.</summary>
     public async Task<DkimPublicKeyRecord> FindKeyAsync(string domain, string selector, CancellationToken cancellationToken = default)
@@ -34,7 +42,7 @@ public sealed class DnsDkimKeyLocator : IDkimPublicKeyLocator
         {
             try
             {
-                return DkimPublicKeyRecord.Parse(text);
+                return _cache.Parse(text);
             }
             catch (DkimKeyException ex)
             {
