@@ -69,6 +69,8 @@ public sealed class PosternOptions
         {
             if (!IPEndPoint.TryParse(Listeners[i].EndPoint, out _))
                 yield return $"Postern:Listeners:{i}:EndPoint '{Listeners[i].EndPoint}' is not ADDRESS:PORT";
+            foreach (var network in Listeners[i].AllowedClientNetworks.Where(n => !IPNetwork.TryParse(n, out _)))
+                yield return $"Postern:Listeners:{i}:AllowedClientNetworks '{network}' is not a network such as 40.92.0.0/15 or 2a01:111:f400::/48";
         }
         if (Delivery.RetryDelays.Count == 0 || Delivery.RetryDelays.Any(d => d <= TimeSpan.Zero))
             yield return "Postern:Delivery:RetryDelays must list positive delays";
@@ -101,6 +103,12 @@ public sealed class ListenerOptions
 
     /// <summary>Answer DATA only after the next hop accepted the message, so nothing rests only here.</summary>
     public bool Handoff { get; set; }
+
+    /// <summary>
+    /// CIDR networks (IPv4 and IPv6) allowed to connect; empty allows all. Others get <c>554 5.7.1</c> and are
+    /// disconnected at connect. In production: Exchange Online's published ranges (docs/operations.md).
+    /// </summary>
+    public List<string> AllowedClientNetworks { get; set; } = [];
 }
 
 public sealed class SmtpLimitOptions
