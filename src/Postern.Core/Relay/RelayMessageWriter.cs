@@ -212,7 +212,7 @@ internal sealed partial class RelayMessageWriter(RelayTransactionHandler relay, 
         if (annotations.Count > 0)
         {
             foreach (var (field, value) in annotations)
-                received = [.. received, .. Encoding.ASCII.GetBytes(field + ":"), .. new MimeKit.Header(Encoding.UTF8, field, value).RawValue];
+                received = [.. received, .. Authentication.SigningView.ToBytes(new MimeKit.Header(Encoding.UTF8, field, value))]; // CRLF, not the platform's LF
         }
         var verdictLine = Encoding.ASCII.GetBytes($"{relay.Options.HeaderPrefix}Verdict: {SanitizeHeader(Describe(verdict))}\r\n");
         var subjectLine = verdict.Action == VerdictAction.Tag && !string.IsNullOrEmpty(verdict.SubjectTag)
@@ -255,7 +255,7 @@ internal sealed partial class RelayMessageWriter(RelayTransactionHandler relay, 
     {
         var subject = DecodeSubject(headers) ?? "";
         var header = new MimeKit.Header(Encoding.UTF8, MimeKit.HeaderId.Subject, $"{tag} {subject}".TrimEnd());
-        return Encoding.UTF8.GetBytes("Subject:").Concat(header.RawValue).ToArray();
+        return Authentication.SigningView.ToBytes(header); // CRLF, not the platform's LF
     }
 
     private static string SanitizeHeader(string value) => new(value.Where(c => c >= ' ' && c != 127).ToArray());
