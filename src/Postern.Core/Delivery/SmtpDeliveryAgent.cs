@@ -357,6 +357,9 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
         /// <summary>Length of the message being sent, known without writing it out once more to measure it.</summary>
         public long MessageLength { get; set; }
 
+        /// <summary>BDAT whenever the next hop offers CHUNKING (Exchange Online does): no dot-stuffing, the size announced up front.</summary>
+        protected override bool PreferSendAsBinaryData => true;
+
         protected override long GetSize(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) => MessageLength;
 
         protected override Task<long> GetSizeAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
