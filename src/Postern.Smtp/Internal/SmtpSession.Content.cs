@@ -148,7 +148,11 @@ internal sealed partial class SmtpSession
         _progress = true;
         if (_contentFailure is { } failure)
         {
-            return await FailBdatAsync(command, 0, failure).ConfigureAwait(false);
+            // Already logged and the writer already gone; the chunk is consumed.
+            await ResetTransactionAsync().ConfigureAwait(false);
+            _bdatFailure = command.Last ? null : failure;
+            Write(failure);
+            return null;
         }
         if (!command.Last)
         {
