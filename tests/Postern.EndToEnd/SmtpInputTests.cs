@@ -186,6 +186,35 @@ public sealed class SmtpInputTests(ITestOutputHelper output) : EndToEndTest(outp
         Assert.True(entry.Size < 1024 * 1024, $"the trace records what was held when it was refused, not 100 MB: {entry}");
     }
 
+    [Fact]
+    public async Task A_client_outside_the_listeners_allowed_networks_is_refused_at_connect_and_disconnected()
+    {
+        var config = new PosternConfig
+        {
+            Listeners =
+            [
+                new PosternListener("exchange-only", FreePort.Next(), RequireTls: false) { AllowedClientNetworks = ["40.92.0.0/15", "2a01:111:f400::/48"] },
+                new PosternListener("loopback", FreePort.Next(), RequireTls: false) { AllowedClientNetworks = ["127.0.0.0/8", "::1/128"] },
+            ],
+            DeliveryRequireTls = false,
+        };
+        await Postern.StartServeAsync(config);
+
+        // 127.0.0.1 is not Exchange Online: 554 in place of the greeting, and the connection is closed by Postern.
+        using var refused = new System.Net.Sockets.TcpClient();
+        await refused.ConnectAsync(System.Net.IPAddress.Loopback, config.Listeners[0].Port);
+        using var reader = new StreamReader(refused.GetStream(), Encoding.ASCII);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        Assert.Equal("554 5.7.1 Access denied: your network may not connect to this service", await reader.ReadLineAsync(deadline.Token));
+        Assert.Null(await reader.ReadLineAsync(deadline.Token));
+
+        await using var allowed = await RawSmtpClient.ConnectAsync(config.Listeners[1].Port);
+        Assert.Equal(220, allowed.Greeting.Code);
+        Assert.Equal(250, (await allowed.CommandAsync("EHLO client.test")).Code);
+        await Poll.UntilAsync(() => Postern.ReadLog().Contains("Refused connection from 127.0.0.1", StringComparison.Ordinal), TimeSpan.FromSeconds(10),
+            "the refusal in Postern's log", Diagnostics);
+    }
+
     private static async Task StartTransactionAsync(RawSmtpClient client)
     {
         var mail = await client.CommandAsync("MAIL FROM:<sender@external.test>");
