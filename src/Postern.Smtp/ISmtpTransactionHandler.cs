@@ -26,6 +26,15 @@ public interface IMessageWriter : IAsyncDisposable
     /// <summary>Append content. Called many times; the data is only valid during the call.</summary>
     ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// The content written so far holds the whole header section, up to the empty line that ends it (and perhaps the
+    /// start of the body). Called at most once, never for a message whose header section does not end. A reply
+    /// refuses the message now: the server disposes the writer, reads and discards the rest of the content, and
+    /// answers that reply at its end, so a message the handler already knows it will refuse is not stored. Null
+    /// lets it continue.
+    /// </summary>
+    ValueTask<SmtpReply?> HeaderSectionCompleteAsync(CancellationToken cancellationToken) => ValueTask.FromResult<SmtpReply?>(null);
+
     /// <summary>All content received. The reply is the one sent for DATA / BDAT LAST; a 250 must mean the message is safe.</summary>
     ValueTask<SmtpReply> CompleteAsync(CancellationToken cancellationToken);
 }

@@ -12,6 +12,12 @@ public sealed class SmtpLimits
     /// <summary>Largest message accepted, advertised in SIZE. Exchange Online's limit is 150 MB.</summary>
     public long MaxMessageSize { get; init; } = 150L * 1024 * 1024;
 
+    /// <summary>
+    /// Largest header section (up to and including the empty line that ends it). Over it, the message is refused
+    /// (554 5.6.0) and the rest of its content discarded, so a header section that never ends is never stored.
+    /// </summary>
+    public int MaxHeaderSectionSize { get; init; } = 1024 * 1024;
+
     public int MaxRecipients { get; init; } = 1000;
 
     /// <summary>Commands allowed without a message being accepted before the session is closed (421 4.7.0).</summary>
@@ -26,6 +32,7 @@ public sealed class SmtpLimits
     /// <summary>Longest a whole session may last.</summary>
     public TimeSpan SessionTimeout { get; init; } = TimeSpan.FromMinutes(30);
 
+    /// <summary>Open connections allowed from one IPv4 address, or from one IPv6 /64 (a single host usually has a whole /64).</summary>
     public int MaxConnectionsPerIp { get; init; } = 200;
 
     public int MaxConnections { get; init; } = 5000;

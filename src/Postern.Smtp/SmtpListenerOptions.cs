@@ -25,4 +25,18 @@ public sealed class SmtpListenerOptions
 
     /// <summary>Free-form per-listener setting the handler may read (e.g. handoff mode).</summary>
     public bool Handoff { get; init; }
+
+    /// <summary>
+    /// Clients allowed to connect (IPv4 and IPv6 networks; IPv4-mapped IPv6 clients are matched as IPv4). Empty allows
+    /// every client. Anyone else gets <c>554 5.7.1</c> in place of the greeting and is disconnected at once, before
+    /// any session work (RFC 5321 §3.1).
+    /// </summary>
+    public IReadOnlyList<IPNetwork> AllowedClientNetworks { get; init; } = [];
+
+    /// <summary>
+    /// Refuse content with a CR or LF that is not part of a CRLF, by DATA and BDAT alike, with
+    /// <c>550 5.6.0</c> (SMTP smuggling). When false such content is passed on and flagged in
+    /// <see cref="SmtpTransaction.HasBareLineEndings"/> for the handler to decide.
+    /// </summary>
+    public bool RefuseBareLineEndings { get; init; } = true;
 }

@@ -15,7 +15,6 @@ public sealed class SmtpServer : IAsyncDisposable
 {
     private const int ListenBacklog = 512;
     private static readonly TimeSpan DisposeGrace = TimeSpan.FromSeconds(2);
-    private static readonly TimeSpan RefusalSendTimeout = TimeSpan.FromSeconds(5);
 
     private readonly ListenerContext[] _listeners;
     private readonly SmtpLimits _limits;
@@ -267,12 +266,15 @@ public sealed class SmtpServer : IAsyncDisposable
         {
             remote = new IPEndPoint(address, remote.Port); // the handler sees 192.0.2.1, not ::ffff:192.0.2.1
         }
+        if (!listener.Allows(address))
+        {
+            Refuse(listener, client, remote, SmtpReplies.ClientNotAllowed);
+            return;
+        }
         var admission = _limiter.TryAcquire(address);
         if (admission != Admission.Admitted)
         {
-            var reply = admission == Admission.TooManyFromAddress ? SmtpReplies.TooManyConnectionsFromAddress : SmtpReplies.TooManyConnections;
-            Log.ConnectionRefused(_logger, remote, listener.Options.Name, reply.Text);
-            _ = RefuseAsync(client, reply);
+            Refuse(listener, client, remote, admission == Admission.TooManyFromAddress ? SmtpReplies.TooManyConnectionsFromAddress : SmtpReplies.TooManyConnections);
             return;
         }
         var id = NextSessionId();
@@ -310,16 +312,21 @@ public sealed class SmtpServer : IAsyncDisposable
         }
     }
 
-    private static async Task RefuseAsync(Socket client, SmtpReply reply)
+    /// <summary>
+    /// One reply line in place of the greeting, then closed, inline in the accept loop: nothing of a refused connection
+    /// outlives this call, so a flood of them holds no sockets or tasks here. The line fits in the socket's send
+    /// buffer; a client that does not read it loses only the reply.
+    /// </summary>
+    private void Refuse(ListenerContext listener, Socket client, IPEndPoint remote, SmtpReply reply)
     {
+        Log.ConnectionRefused(_logger, remote, listener.Options.Name, reply.Text);
         try
         {
-            using var cts = new CancellationTokenSource(RefusalSendTimeout);
-            var bytes = System.Text.Encoding.ASCII.GetBytes($"{reply.Code} {reply.EnhancedCode} {reply.Text}\r\n");
-            await client.SendAsync(bytes, SocketFlags.None, cts.Token).ConfigureAwait(false);
-            client.Shutdown(SocketShutdown.Both);
+            client.Blocking = false;
+            client.Send(System.Text.Encoding.ASCII.GetBytes($"{reply.Code} {reply.EnhancedCode} {reply.Text}\r\n"), SocketFlags.None, out _);
+            client.Shutdown(SocketShutdown.Send);
         }
-        catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
         {
         }
         finally
@@ -349,6 +356,7 @@ public sealed class SmtpServer : IAsyncDisposable
             throw new ArgumentException($"SMTP limit {nameof(SmtpLimits.MaxTextLineLength)} must be at least 1000 (RFC 5321 §4.5.3.1.6).", nameof(limits));
         }
         Positive(limits.MaxMessageSize, nameof(SmtpLimits.MaxMessageSize));
+        Positive(limits.MaxHeaderSectionSize, nameof(SmtpLimits.MaxHeaderSectionSize));
         Positive(limits.MaxRecipients, nameof(SmtpLimits.MaxRecipients));
         Positive(limits.MaxCommandsWithoutProgress, nameof(SmtpLimits.MaxCommandsWithoutProgress));
         Positive(limits.MaxErrors, nameof(SmtpLimits.MaxErrors));
@@ -377,6 +385,7 @@ public sealed class SmtpServer : IAsyncDisposable
         {
             throw new ArgumentException($"SMTP listener '{listener.Name}' requires TLS but has no certificate; set Certificate or RequireTls = false.", nameof(listener));
         }
+        ArgumentNullException.ThrowIfNull(listener.AllowedClientNetworks);
         if (listener.Certificate is { HasPrivateKey: false })
         {
             throw new ArgumentException($"SMTP listener '{listener.Name}': the certificate '{listener.Certificate.Subject}' has no private key.", nameof(listener));

@@ -31,7 +31,7 @@ public sealed class SmtpTransaction
     /// <summary>SIZE= from MAIL FROM, when given.</summary>
     public long? DeclaredSize { get; init; }
 
-    /// <summary>BODY=8BITMIME / BINARYMIME / 7BIT.</summary>
+    /// <summary>BODY=8BITMIME / 7BIT (BINARYMIME is refused at MAIL).</summary>
     public string? Body { get; init; }
 
     /// <summary>SMTPUTF8 was given on MAIL FROM.</summary>
@@ -41,10 +41,11 @@ public sealed class SmtpTransaction
     public List<SmtpAddress> Recipients { get; } = new();
 
     /// <summary>
-    /// The DATA content held a CR or LF that was not part of a CRLF pair. Such bytes are passed to the writer
-    /// unchanged (they never end a line or the message here), but a downstream server may read them as line ends:
-    /// a relay should refuse or normalise such a message rather than forward it as is (SMTP smuggling).
-    /// Set before <see cref="IMessageWriter.CompleteAsync"/>; always false for BDAT, whose content is opaque.
+    /// The content (DATA or BDAT) held a CR or LF that was not part of a CRLF pair. Only possible on a listener
+    /// without <see cref="SmtpListenerOptions.RefuseBareLineEndings"/>: such bytes are then passed to the writer
+    /// unchanged (they never end a line or the message here), but a downstream server may read them as line ends,
+    /// so a relay should refuse or normalise such a message rather than forward it as is (SMTP smuggling).
+    /// Set before <see cref="IMessageWriter.CompleteAsync"/>.
     /// </summary>
     public bool HasBareLineEndings { get; internal set; }
 

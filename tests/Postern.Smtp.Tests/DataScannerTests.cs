@@ -36,9 +36,9 @@ public sealed class DataScannerTests
     }
 
     /// <summary>Feeds the wire bytes in the given pieces, the way the session does: unconsumed tail + new read.</summary>
-    private static (string Content, string Remainder, bool Ended, DataScanner Scanner) Run(byte[][] reads, int maxLine = 1000)
+    private static (string Content, string Remainder, bool Ended, DataScanner Scanner) Run(byte[][] reads)
     {
-        var scanner = new DataScanner(maxLine);
+        var scanner = new DataScanner();
         var content = new List<byte>();
         byte[] pending = [];
         for (var r = 0; r < reads.Length; r++)
@@ -120,7 +120,6 @@ public sealed class DataScannerTests
 
         Assert.True(result.Ended);
         Assert.Equal("From: x\r\n.dots\r\n\n.\n\r.\r\nlast\r\n", result.Content);
-        Assert.True(result.Scanner.BareLineEnding);
     }
 
     [Fact]
@@ -130,18 +129,5 @@ public sealed class DataScannerTests
 
         Assert.False(result.Ended);
         Assert.Equal("a\r\n\nb\r\n", result.Content);
-    }
-
-    [Fact]
-    public void Measures_lines_including_crlf()
-    {
-        var ok = Run([Encoding.Latin1.GetBytes(new string('a', 998) + "\r\n.\r\n")]);
-        var tooLong = Run([Encoding.Latin1.GetBytes(new string('a', 999) + "\r\n.\r\n")]);
-        var stuffed = Run([Encoding.Latin1.GetBytes("." + new string('a', 998) + "\r\n.\r\n")]);
-
-        Assert.False(ok.Scanner.LineTooLong);
-        Assert.True(tooLong.Scanner.LineTooLong);
-        Assert.True(stuffed.Scanner.LineTooLong); // limits apply to the line as sent
-        Assert.False(ok.Scanner.BareLineEnding);
     }
 }

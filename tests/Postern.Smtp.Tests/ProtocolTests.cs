@@ -72,11 +72,11 @@ public sealed class ProtocolTests
     {
         await using var server = await TestServer.StartAsync();
         var client = await server.ConnectEhloAsync();
-        await client.CommandAsync("MAIL FROM:<s@example.com> BODY=BINARYMIME");
+        await client.CommandAsync("MAIL FROM:<s@example.com> BODY=8BITMIME");
         await client.CommandAsync("RCPT TO:<r@example.org>");
 
-        // Chunks are raw octets: no dot-stuffing, CR/LF carry no meaning.
-        await client.SendAsync("BDAT 7\r\n.\r\nab\r\nBDAT 6\r\n\n.\n\0\r\n");
+        // Chunks are raw octets: no dot-stuffing; a CRLF split between two chunks is one line end.
+        await client.SendAsync("BDAT 6\r\n.\r\nab\rBDAT 8\r\n\n.\r\nx\0\r\n");
         Assert.Equal("250 2.0.0", (await client.ReadReplyAsync()).Status);
         Assert.Equal("250 2.0.0", (await client.ReadReplyAsync()).Status);
         var last = await client.CommandAsync("BDAT 0 LAST");
@@ -84,8 +84,8 @@ public sealed class ProtocolTests
         Assert.Equal("250 2.0.0", last.Status);
         var message = Assert.Single(server.Handler.Messages);
         Assert.True(message.Completed);
-        Assert.Equal(".\r\nab\r\n\n.\n\0\r\n", message.Text);
-        Assert.Equal("BINARYMIME", message.Transaction.Body);
+        Assert.Equal(".\r\nab\r\n.\r\nx\0\r\n", message.Text);
+        Assert.False(message.Transaction.HasBareLineEndings);
     }
 
     [Fact]
@@ -348,14 +348,19 @@ public sealed class ProtocolTests
     }
 
     [Fact]
-    public async Task Refuses_binarymime_over_data()
+    public async Task Refuses_binarymime_which_it_does_not_offer()
     {
         await using var server = await TestServer.StartAsync();
-        var client = await server.ConnectEhloAsync();
-        await client.CommandAsync("MAIL FROM:<s@example.com> BODY=BINARYMIME");
-        await client.CommandAsync("RCPT TO:<r@example.org>");
+        var client = await server.ConnectAsync();
+        var ehlo = await client.CommandAsync("EHLO client.test");
 
-        Assert.Equal("503 5.5.1", (await client.CommandAsync("DATA")).Status);
+        var reply = await client.CommandAsync("MAIL FROM:<s@example.com> BODY=BINARYMIME");
+
+        Assert.Contains("250-CHUNKING", ehlo.Lines);
+        Assert.DoesNotContain(ehlo.Lines, l => l.Contains("BINARYMIME", StringComparison.Ordinal));
+        Assert.Equal("555 5.5.4 BODY=BINARYMIME is not supported; send the message as 8BITMIME or 7BIT", reply.Lines[0]);
+        Assert.Empty(server.Handler.Mails);
+        Assert.Equal("250 2.1.0", (await client.CommandAsync("MAIL FROM:<s@example.com> BODY=8BITMIME")).Status);
     }
 
     [Fact]

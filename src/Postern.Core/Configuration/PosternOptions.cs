@@ -46,6 +46,11 @@ public sealed class PosternOptions
     /// <summary>More Received headers than this is a loop.</summary>
     public int MaxReceivedHeaders { get; set; } = 30;
 
+    /// <summary>ADDRESS/PREFIX with no host bits set: "40.92.0.1/15" is refused as the typo it usually is, as Postfix warns of it.</summary>
+    private static bool IsNetwork(string text) =>
+        text.Split('/') is [var address, _] && IPNetwork.TryParse(text, out var network) && IPAddress.TryParse(address, out var parsed)
+        && network.BaseAddress.Equals(parsed);
+
     /// <summary>Fills list settings left empty by the configuration (the binder appends to lists, so defaults go in after binding).</summary>
     public PosternOptions ApplyDefaults()
     {
@@ -69,6 +74,8 @@ public sealed class PosternOptions
         {
             if (!IPEndPoint.TryParse(Listeners[i].EndPoint, out _))
                 yield return $"Postern:Listeners:{i}:EndPoint '{Listeners[i].EndPoint}' is not ADDRESS:PORT";
+            foreach (var network in Listeners[i].AllowedClientNetworks.Where(n => !IsNetwork(n)))
+                yield return $"Postern:Listeners:{i}:AllowedClientNetworks '{network}' is not a network such as 40.92.0.0/15 or 2a01:111:f400::/48 (address/prefix, host bits zero)";
         }
         if (Delivery.RetryDelays.Count == 0 || Delivery.RetryDelays.Any(d => d <= TimeSpan.Zero))
             yield return "Postern:Delivery:RetryDelays must list positive delays";
@@ -111,6 +118,12 @@ public sealed class ListenerOptions
 
     /// <summary>Answer DATA only after the next hop accepted the message, so nothing rests only here.</summary>
     public bool Handoff { get; set; }
+
+    /// <summary>
+    /// CIDR networks (IPv4 and IPv6) allowed to connect; empty allows all. Others get <c>554 5.7.1</c> and are
+    /// disconnected at connect. In production: Exchange Online's published ranges (docs/operations.md).
+    /// </summary>
+    public List<string> AllowedClientNetworks { get; set; } = [];
 }
 
 public sealed class SmtpLimitOptions

@@ -214,6 +214,8 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     {
         // The stored bytes go out as they are, with this delivery's fields on top: nothing is parsed or re-encoded.
         using var raw = RawMessage.Load(request.OpenMessage());
+        // MimeKit writes header fields with CRLF whatever they hold: make them so first, so what is counted is what is sent.
+        raw.UseCrlfLineEnds();
         // Below Postern's own Received line, so the trace fields stay on top (RFC 5321 §4.4).
         var at = raw.Fields.Count > 0 && string.Equals(raw.NameOf(0), "Received", StringComparison.OrdinalIgnoreCase) ? 1 : 0;
         for (var i = request.ExtraHeaders.Count - 1; i >= 0; i--)
@@ -519,6 +521,9 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
 
         /// <summary>Length of the message being sent, known without writing it out once more to measure it.</summary>
         public long MessageLength { get; set; }
+
+        /// <summary>BDAT whenever the next hop offers CHUNKING (Exchange Online does): no dot-stuffing, the size announced up front.</summary>
+        protected override bool PreferSendAsBinaryData => true;
 
         protected override long GetSize(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) => MessageLength;
 

@@ -15,7 +15,7 @@ namespace Postern.Core.Relay;
 /// Collects one message's content and, at the end of DATA, decides its fate: authenticate the
 /// tenant by X-Postern-Key (then remove it), refuse loops, scan, make it durable, answer.
 /// </summary>
-internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSessionInfo session, SmtpTransaction transaction, MessageContent content)
+internal sealed partial class RelayMessageWriter(RelayTransactionHandler relay, SmtpSessionInfo session, SmtpTransaction transaction, MessageContent content)
     : IMessageWriter
 {
     /// <summary>Header sections larger than this are refused; real ones are a few KB.</summary>
@@ -47,15 +47,9 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
 
             var table = relay.Routing.Current;
             var keyHeader = options.HeaderPrefix + "Key";
-            var keys = headers.Values(keyHeader).Distinct(StringComparer.Ordinal).ToArray();
-            if (keys.Length == 0)
-                return Refuse(headers, new SmtpReply(550, "5.7.1", $"Relaying denied: no {keyHeader} header (is the Exchange Online rule setting it?)"), "relay key missing");
-            if (keys.Length > 1)
-                return Refuse(headers, new SmtpReply(550, "5.7.1", $"Relaying denied: conflicting {keyHeader} headers"), "several relay keys");
-
-            var tenant = Authenticate(table, RelayKey.Hash(keys[0]));
+            var tenant = AuthenticateKey(headers, table, out var keyRefusal);
             if (tenant is null)
-                return Refuse(headers, new SmtpReply(550, "5.7.1", "Relaying denied: the relay key is not valid for these recipients"), "relay key not valid");
+                return keyRefusal!;
 
             var loopHeader = options.HeaderPrefix + "Loop";
             if (headers.Values(loopHeader).Any(token => token == tenant.LoopToken || (tenant.PreviousLoopToken is { } previous && token == previous)))
@@ -218,7 +212,7 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
         if (annotations.Count > 0)
         {
             foreach (var (field, value) in annotations)
-                received = [.. received, .. Encoding.ASCII.GetBytes(field + ":"), .. new MimeKit.Header(Encoding.UTF8, field, value).RawValue];
+                received = [.. received, .. Authentication.SigningView.ToBytes(new MimeKit.Header(Encoding.UTF8, field, value))]; // CRLF, not the platform's LF
         }
         var verdictLine = Encoding.ASCII.GetBytes($"{relay.Options.HeaderPrefix}Verdict: {SanitizeHeader(Describe(verdict))}\r\n");
         var subjectLine = verdict.Action == VerdictAction.Tag && !string.IsNullOrEmpty(verdict.SubjectTag)
@@ -261,7 +255,7 @@ internal sealed class RelayMessageWriter(RelayTransactionHandler relay, SmtpSess
     {
         var subject = DecodeSubject(headers) ?? "";
         var header = new MimeKit.Header(Encoding.UTF8, MimeKit.HeaderId.Subject, $"{tag} {subject}".TrimEnd());
-        return Encoding.UTF8.GetBytes("Subject:").Concat(header.RawValue).ToArray();
+        return Authentication.SigningView.ToBytes(header); // CRLF, not the platform's LF
     }
 
     private static string SanitizeHeader(string value) => new(value.Where(c => c >= ' ' && c != 127).ToArray());

@@ -112,6 +112,37 @@ public sealed class RawMessage : IDisposable
         _names.Insert(index, NameOf(field));
     }
 
+    /// <summary>
+    /// Makes every line end in the header fields CRLF: a bare LF becomes CRLF, which is what MimeKit writes for it
+    /// anyway (a message's header fields always go out through its CRLF filter; the body is written as it is). Done
+    /// before anything is counted or signed, so the size announced for <c>BDAT n LAST</c>, the bytes signed and the
+    /// bytes written are the same. A bare CR is left alone, as MimeKit leaves it.
+    /// </summary>
+    public void UseCrlfLineEnds()
+    {
+        for (var i = 0; i < _fields.Count; i++)
+        {
+            var field = _fields[i];
+            var bare = 0;
+            for (var j = 0; j < field.Length; j++)
+            {
+                if (field[j] == '\n' && (j == 0 || field[j - 1] != '\r'))
+                    bare++;
+            }
+            if (bare == 0)
+                continue;
+            var fixedField = new byte[field.Length + bare];
+            var at = 0;
+            for (var j = 0; j < field.Length; j++)
+            {
+                if (field[j] == '\n' && (j == 0 || field[j - 1] != '\r'))
+                    fixedField[at++] = (byte)'\r';
+                fixedField[at++] = field[j];
+            }
+            _fields[i] = fixedField;
+        }
+    }
+
     /// <summary>A "Name: value" field with CRLF; the value must already be folded and 7-bit or UTF-8 as the caller wants it sent.</summary>
     public static byte[] Field(string name, string value) => Encoding.UTF8.GetBytes($"{name}: {value}\r\n");
 

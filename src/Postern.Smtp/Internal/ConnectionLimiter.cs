@@ -9,7 +9,10 @@ internal enum Admission
     TooManyTotal,
 }
 
-/// <summary>Counts open connections in total and per client address; checked before any session work.</summary>
+/// <summary>
+/// Counts open connections in total and per client: per IPv4 address, per IPv6 /64 (one host usually holds a whole /64,
+/// so counting single IPv6 addresses would not limit it at all). Checked before any session work.
+/// </summary>
 internal sealed class ConnectionLimiter(int maxTotal, int maxPerAddress)
 {
     private readonly Dictionary<IPAddress, int> _perAddress = new();
@@ -29,6 +32,7 @@ internal sealed class ConnectionLimiter(int maxTotal, int maxPerAddress)
 
     public Admission TryAcquire(IPAddress address)
     {
+        address = CountedAs(address);
         lock (_lock)
         {
             if (_total >= maxTotal)
@@ -48,6 +52,7 @@ internal sealed class ConnectionLimiter(int maxTotal, int maxPerAddress)
 
     public void Release(IPAddress address)
     {
+        address = CountedAs(address);
         lock (_lock)
         {
             if (_perAddress.TryGetValue(address, out var count))
@@ -63,6 +68,20 @@ internal sealed class ConnectionLimiter(int maxTotal, int maxPerAddress)
                 _total--;
             }
         }
+    }
+
+    /// <summary>The key a client is counted under: its IPv4 address, or the /64 its IPv6 address is in.</summary>
+    public static IPAddress CountedAs(IPAddress address)
+    {
+        address = Normalize(address);
+        if (address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetworkV6)
+        {
+            return address;
+        }
+        Span<byte> bytes = stackalloc byte[16];
+        address.TryWriteBytes(bytes, out _);
+        bytes[8..].Clear();
+        return new IPAddress(bytes);
     }
 
     /// <summary>IPv4 clients on a dual-mode socket appear as ::ffff:a.b.c.d; count them as the IPv4 address.</summary>

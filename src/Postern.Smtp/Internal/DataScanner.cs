@@ -18,32 +18,19 @@ internal enum DataScanResult
 /// Finds the end of DATA and undoes dot-stuffing (RFC 5321 §4.5.2) over a <see cref="ReadOnlySequence{T}"/> without copying.
 /// Only CRLF starts a line: the end is exactly CRLF "." CRLF, and a "." after a bare CR or LF is ordinary content,
 /// which is what defeats SMTP smuggling (a "\n.\n" or "\r.\r" must never end a message here when a downstream
-/// server would see it differently). Bare CR/LF are passed through unchanged but recorded, and count as line ends
-/// for the line-length limit only.
+/// server would see it differently). Whether the content is acceptable (bare CR/LF, line length) is not decided
+/// here but by <see cref="ContentChecker"/>, which BDAT content goes through too.
 /// </summary>
 internal struct DataScanner
 {
     private static ReadOnlySpan<byte> LineEnds => "\r\n"u8;
 
-    private readonly int _maxLineContent;
     private bool _atLineStart;
-    private int _lineLength;
 
-    public DataScanner(int maxTextLineLength)
+    public DataScanner()
     {
-        // The limit includes the CRLF.
-        _maxLineContent = Math.Max(1, maxTextLineLength - 2);
         _atLineStart = true;
-        _lineLength = 0;
-        LineTooLong = false;
-        BareLineEnding = false;
     }
-
-    /// <summary>A line exceeded the text line limit somewhere in the message.</summary>
-    public bool LineTooLong { get; private set; }
-
-    /// <summary>A CR or LF not part of a CRLF pair was seen.</summary>
-    public bool BareLineEnding { get; private set; }
 
     public DataScanResult Scan(in ReadOnlySequence<byte> buffer, out SequencePosition contentEnd, out SequencePosition next)
     {
@@ -75,7 +62,6 @@ internal struct DataScanner
                     // A leading dot on any other line is transparency: drop it.
                     r.Advance(1);
                     _atLineStart = false;
-                    _lineLength = 1;
                     contentEnd = dot;
                     next = r.Position;
                     return DataScanResult.Content;
@@ -83,21 +69,16 @@ internal struct DataScanner
                 _atLineStart = false;
             }
 
-            var before = r.Consumed;
             if (!r.TryAdvanceToAny(LineEnds, advancePastDelimiter: false))
             {
-                AddToLine(r.Remaining);
                 r.AdvanceToEnd();
                 contentEnd = next = r.Position;
                 return DataScanResult.NeedMoreData;
             }
-            AddToLine(r.Consumed - before);
             r.TryPeek(out var end);
             if (end == (byte)'\n')
             {
-                BareLineEnding = true;
                 r.Advance(1);
-                _lineLength = 0;
                 continue;
             }
             if (!r.TryPeek(1, out var afterCr))
@@ -108,26 +89,10 @@ internal struct DataScanner
             if (afterCr == (byte)'\n')
             {
                 r.Advance(2);
-                _lineLength = 0;
                 _atLineStart = true;
                 continue;
             }
-            BareLineEnding = true;
             r.Advance(1);
-            _lineLength = 0;
-        }
-    }
-
-    private void AddToLine(long count)
-    {
-        if (LineTooLong)
-        {
-            return;
-        }
-        _lineLength = (int)Math.Min(_lineLength + count, int.MaxValue / 2);
-        if (_lineLength > _maxLineContent)
-        {
-            LineTooLong = true;
         }
     }
 }

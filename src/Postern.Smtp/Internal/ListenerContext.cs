@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
@@ -34,6 +35,24 @@ internal sealed class ListenerContext
     }
 
     public SmtpListenerOptions Options { get; }
+
+    /// <summary>Whether <paramref name="address"/> (IPv4-mapped already made IPv4) is in one of the allowed networks, or none are set.</summary>
+    public bool Allows(IPAddress address)
+    {
+        var networks = Options.AllowedClientNetworks;
+        if (networks.Count == 0)
+        {
+            return true;
+        }
+        foreach (var network in networks)
+        {
+            if (network.Contains(address))
+            {
+                return true;
+            }
+        }
+        return false;
+    }
 
     public SslServerAuthenticationOptions? TlsOptions { get; }
 

@@ -42,7 +42,7 @@ internal static partial class Log
     [LoggerMessage(12, LogLevel.Warning, "Accepting on listener {Listener} failed")]
     public static partial void AcceptFailed(ILogger logger, Exception exception, string listener);
 
-    [LoggerMessage(13, LogLevel.Debug, "Session {SessionId}: message content refused by the server: {Reason}")]
+    [LoggerMessage(13, LogLevel.Information, "Session {SessionId}: message refused during its content: {Reason}")]
     public static partial void ContentRefused(ILogger logger, string sessionId, string reason);
 
     [LoggerMessage(14, LogLevel.Warning, "Session {SessionId}: message writer failed to dispose")]

@@ -192,7 +192,7 @@ internal readonly struct SmtpCommand
                 }
                 else if (value.Equals("BINARYMIME", StringComparison.OrdinalIgnoreCase))
                 {
-                    body = "BINARYMIME";
+                    return new SmtpCommand { Verb = SmtpVerb.Mail, Error = SmtpReplies.BinaryMimeUnsupported };
                 }
                 else
                 {

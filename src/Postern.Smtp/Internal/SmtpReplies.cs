@@ -30,7 +30,6 @@ internal static class SmtpReplies
     public static readonly SmtpReply NeedEhloForBdat = new(503, "5.5.1", "BDAT requires EHLO");
     public static readonly SmtpReply RcptAfterBdat = new(503, "5.5.1", "RCPT not allowed after BDAT");
     public static readonly SmtpReply DataAfterBdat = new(503, "5.5.1", "DATA not allowed after BDAT in the same transaction");
-    public static readonly SmtpReply BinaryMimeNeedsBdat = new(503, "5.5.1", "BODY=BINARYMIME requires BDAT");
     public static readonly SmtpReply NoValidRecipients = new(554, "5.5.1", "No valid recipients");
     public static readonly SmtpReply MustStartTls = new(530, "5.7.0", "Must issue a STARTTLS command first");
     public static readonly SmtpReply SyntaxHelo = new(501, "5.5.4", "Syntax: EHLO domain-or-address-literal");
@@ -41,7 +40,9 @@ internal static class SmtpReplies
     public static readonly SmtpReply SyntaxNoArguments = new(501, "5.5.4", "Syntax error: no arguments allowed");
     public static readonly SmtpReply SyntaxParameter = new(501, "5.5.4", "Syntax error in parameters");
     public static readonly SmtpReply DuplicateParameter = new(501, "5.5.4", "Duplicate parameter");
-    public static readonly SmtpReply BadBodyType = new(501, "5.5.4", "BODY must be 7BIT, 8BITMIME or BINARYMIME");
+    public static readonly SmtpReply BadBodyType = new(501, "5.5.4", "BODY must be 7BIT or 8BITMIME");
+    // Not advertised (RFC 3030 §3): its content is opaque octets, which a relay that must refuse bare CR/LF cannot pass on.
+    public static readonly SmtpReply BinaryMimeUnsupported = new(555, "5.5.4", "BODY=BINARYMIME is not supported; send the message as 8BITMIME or 7BIT");
     public static readonly SmtpReply BadAddress = new(501, "5.1.3", "Bad address syntax");
     public static readonly SmtpReply NullRecipient = new(501, "5.1.3", "The null address is not a valid recipient");
     public static readonly SmtpReply SourceRoute = new(501, "5.1.3", "Source routes are not accepted");
@@ -54,6 +55,8 @@ internal static class SmtpReplies
     // RFC 5321 §4.5.3.1.10 prescribes 500 "Line too long"; the problem is in the content, hence X.6.0
     // (RFC 3463 "other or undefined media error") rather than 5.5.6, which RFC 4954 reserves for AUTH.
     public static readonly SmtpReply TextLineTooLong = new(500, "5.6.0", "Line too long");
+    public static readonly SmtpReply BareLineEndingInContent = new(550, "5.6.0", "Message refused: bare CR or LF line endings (only CRLF is allowed)");
+    public static readonly SmtpReply HeaderSectionTooLarge = new(554, "5.6.0", "Header section too large");
     public static readonly SmtpReply TooManyRecipients = new(452, "4.5.3", "Too many recipients");
     public static readonly SmtpReply TemporaryServerError = new(451, "4.3.0", "Temporary server error");
 
@@ -64,5 +67,6 @@ internal static class SmtpReplies
     public static readonly SmtpReply SessionTimeout = new(421, "4.4.2", "Session time limit exceeded");
     public static readonly SmtpReply ShuttingDown = new(421, "4.3.2", "Service shutting down");
     public static readonly SmtpReply TooManyConnectionsFromAddress = new(421, "4.7.0", "Too many connections from your address");
+    public static readonly SmtpReply ClientNotAllowed = new(554, "5.7.1", "Access denied: your network may not connect to this service");
     public static readonly SmtpReply TooManyConnections = new(421, "4.7.0", "Too many connections, try again later");
 }

@@ -25,10 +25,6 @@ internal sealed partial class SmtpSession
         {
             return Error(SmtpReplies.NeedMail);
         }
-        if (transaction.Body == "BINARYMIME")
-        {
-            return Error(SmtpReplies.BinaryMimeNeedsBdat);
-        }
         if (transaction.Recipients.Count == 0)
         {
             // Expected after pipelined RCPTs were all refused (RFC 2920 §3.1): not a client error, and the
@@ -44,38 +40,18 @@ internal sealed partial class SmtpSession
         }
         // Held in the field so that any way out of the session (reset, abort, exception) disposes it.
         _messageWriter = begun;
+        StartContent();
         _progress = true;
         Write(SmtpReplies.StartData);
 
-        var scanner = new DataScanner(_limits.MaxTextLineLength);
-        long size = 0;
-        var failure = (SmtpReply?)null;
+        var scanner = new DataScanner();
         while (true)
         {
             var result = scanner.Scan(_buffer, out var contentEnd, out var next);
             var content = _buffer.Slice(_buffer.Start, contentEnd);
-            size += content.Length;
-            if (_messageWriter is { } writer)
+            if (!content.IsEmpty)
             {
-                if (size > _limits.MaxMessageSize)
-                {
-                    failure = SmtpReplies.MessageTooBig;
-                }
-                else if (scanner.LineTooLong)
-                {
-                    failure = SmtpReplies.TextLineTooLong;
-                }
-                else if (!content.IsEmpty && !await TryWriteAsync(writer, content).ConfigureAwait(false))
-                {
-                    failure = SmtpReplies.TemporaryServerError;
-                }
-                if (failure is not null)
-                {
-                    // Keep reading to the end of the data so the session stays in step; drop the writer now.
-                    Log.ContentRefused(_logger, Info.SessionId, failure.Text);
-                    _messageWriter = null;
-                    await DisposeWriterAsync(writer).ConfigureAwait(false);
-                }
+                await AddContentAsync(content).ConfigureAwait(false);
             }
             _buffer = _buffer.Slice(next);
             if (result == DataScanResult.EndOfData)
@@ -93,14 +69,7 @@ internal sealed partial class SmtpSession
             }
         }
 
-        transaction.HasBareLineEndings = scanner.BareLineEnding;
-        var reply = failure;
-        if (reply is null)
-        {
-            var writer = _messageWriter!;
-            _messageWriter = null;
-            reply = await CompleteAsync(writer).ConfigureAwait(false);
-        }
+        var reply = await EndContentAsync(transaction).ConfigureAwait(false);
         _transaction = null;
         Write(reply);
         return null;
@@ -147,10 +116,10 @@ internal sealed partial class SmtpSession
         if (refusal is not null)
         {
             // The chunk's octets follow the command whatever we answer: consume them or we'd read them as commands.
-            var discard = await ReceiveChunkAsync(size, null).ConfigureAwait(false);
-            if (discard.Status != ReadStatus.Ok)
+            var discard = await ReceiveChunkAsync(size, keep: false).ConfigureAwait(false);
+            if (discard != ReadStatus.Ok)
             {
-                return discard.Status == ReadStatus.Timeout ? OnTimeout() : "client disconnected during BDAT";
+                return discard == ReadStatus.Timeout ? OnTimeout() : "client disconnected during BDAT";
             }
             return counts ? Error(refusal) : Write(refusal);
         }
@@ -159,38 +128,39 @@ internal sealed partial class SmtpSession
         if (!_bdatInProgress)
         {
             _bdatInProgress = true;
-            _messageSize = 0;
             _messageWriter = TryBeginMessage(transaction, out var begun) ? begun : null;
             if (_messageWriter is null)
             {
                 return await FailBdatAsync(command, size, SmtpReplies.TemporaryServerError).ConfigureAwait(false);
             }
+            StartContent();
         }
-        if (size > _limits.MaxMessageSize - _messageSize)
+        if (!_content.AdmitChunk(size))
         {
-            return await FailBdatAsync(command, size, SmtpReplies.MessageTooBig).ConfigureAwait(false);
+            return await FailBdatAsync(command, size, _content.Failure!).ConfigureAwait(false);
         }
-        var received = await ReceiveChunkAsync(size, _messageWriter).ConfigureAwait(false);
-        if (received.Status != ReadStatus.Ok)
+        var received = await ReceiveChunkAsync(size, keep: true).ConfigureAwait(false);
+        if (received != ReadStatus.Ok)
         {
             await ResetTransactionAsync().ConfigureAwait(false);
-            return received.Status == ReadStatus.Timeout ? OnTimeout() : "client disconnected during BDAT";
+            return received == ReadStatus.Timeout ? OnTimeout() : "client disconnected during BDAT";
         }
-        if (received.WriterFailed)
-        {
-            return await FailBdatAsync(command, 0, SmtpReplies.TemporaryServerError).ConfigureAwait(false);
-        }
-        _messageSize += size;
         _progress = true;
+        if (_contentFailure is { } failure)
+        {
+            // Already logged and the writer already gone; the chunk is consumed.
+            await ResetTransactionAsync().ConfigureAwait(false);
+            _bdatFailure = command.Last ? null : failure;
+            Write(failure);
+            return null;
+        }
         if (!command.Last)
         {
             Write(new SmtpReply(250, "2.0.0", $"{size} octets received"));
             return null;
         }
-        var writer = _messageWriter!;
-        _messageWriter = null;
         _bdatInProgress = false;
-        var reply = await CompleteAsync(writer).ConfigureAwait(false);
+        var reply = await EndContentAsync(transaction).ConfigureAwait(false);
         _transaction = null;
         Write(reply);
         return null;
@@ -201,24 +171,21 @@ internal sealed partial class SmtpSession
     {
         Log.ContentRefused(_logger, Info.SessionId, reply.Text);
         await ResetTransactionAsync().ConfigureAwait(false);
-        var discard = await ReceiveChunkAsync(skip, null).ConfigureAwait(false);
-        if (discard.Status != ReadStatus.Ok)
+        var discard = await ReceiveChunkAsync(skip, keep: false).ConfigureAwait(false);
+        if (discard != ReadStatus.Ok)
         {
-            return discard.Status == ReadStatus.Timeout ? OnTimeout() : "client disconnected during BDAT";
+            return discard == ReadStatus.Timeout ? OnTimeout() : "client disconnected during BDAT";
         }
         _bdatFailure = command.Last ? null : reply;
         Write(reply);
         return null;
     }
 
-    private readonly record struct ChunkResult(ReadStatus Status, bool WriterFailed);
-
-    /// <summary>Reads exactly <paramref name="size"/> octets, handing them to <paramref name="writer"/> when there is one.</summary>
+    /// <summary>Reads exactly <paramref name="size"/> octets, as content of the current message when <paramref name="keep"/>.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ChunkResult> ReceiveChunkAsync(long size, IMessageWriter? writer)
+    private async ValueTask<ReadStatus> ReceiveChunkAsync(long size, bool keep)
     {
         var remaining = size;
-        var failed = false;
         while (remaining > 0)
         {
             if (_buffer.IsEmpty)
@@ -226,19 +193,104 @@ internal sealed partial class SmtpSession
                 var status = await ReadMoreAsync(commandMode: false).ConfigureAwait(false);
                 if (status != ReadStatus.Ok)
                 {
-                    return new ChunkResult(status, failed);
+                    return status;
                 }
                 continue;
             }
             var take = Math.Min(remaining, _buffer.Length);
-            if (writer is not null && !failed && !await TryWriteAsync(writer, _buffer.Slice(0, take)).ConfigureAwait(false))
+            if (keep)
             {
-                failed = true;
+                await AddContentAsync(_buffer.Slice(0, take)).ConfigureAwait(false);
             }
             _buffer = _buffer.Slice(take);
             remaining -= take;
         }
-        return new ChunkResult(ReadStatus.Ok, failed);
+        return ReadStatus.Ok;
+    }
+
+    /// <summary>A new message's content begins (DATA, or the first BDAT chunk).</summary>
+    private void StartContent()
+    {
+        _content = new ContentChecker(_limits, _listener.Options.RefuseBareLineEndings);
+        _contentFailure = null;
+    }
+
+    /// <summary>
+    /// Content of the current message, from DATA or a BDAT chunk alike: checked, then handed to the writer. Once the
+    /// message has failed (a check, the writer, or the writer's refusal at the end of the header section) the writer is
+    /// gone and the rest is only read and discarded, so the session stays in step and nothing more is stored.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    private async ValueTask AddContentAsync(ReadOnlySequence<byte> content)
+    {
+        foreach (var segment in content)
+        {
+            if (_contentFailure is not null || _messageWriter is not { } writer)
+            {
+                return;
+            }
+            var check = _content.Check(segment.Span);
+            if (check == ContentCheck.Failed)
+            {
+                await FailContentAsync(_content.Failure!).ConfigureAwait(false);
+                return;
+            }
+            if (!await TryWriteAsync(writer, segment).ConfigureAwait(false))
+            {
+                await FailContentAsync(SmtpReplies.TemporaryServerError).ConfigureAwait(false);
+                return;
+            }
+            if (check == ContentCheck.HeaderSectionComplete && await HeaderSectionCompleteAsync(writer).ConfigureAwait(false) is { } refusal)
+            {
+                await FailContentAsync(refusal).ConfigureAwait(false);
+                return;
+            }
+        }
+    }
+
+    /// <summary>The end of the content: the last checks, then the writer's answer unless the message already failed.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<SmtpReply> EndContentAsync(SmtpTransaction transaction)
+    {
+        if (_contentFailure is null && _content.Complete() is { } failure)
+        {
+            await FailContentAsync(failure).ConfigureAwait(false);
+        }
+        if (_contentFailure is { } refused)
+        {
+            _contentFailure = null;
+            return refused;
+        }
+        transaction.HasBareLineEndings = _content.BareLineEnding;
+        var writer = _messageWriter!;
+        _messageWriter = null;
+        return await CompleteAsync(writer).ConfigureAwait(false);
+    }
+
+    /// <summary>The message is refused: drop the writer now and remember the reply for the end of its content.</summary>
+    private async ValueTask FailContentAsync(SmtpReply reply)
+    {
+        Log.ContentRefused(_logger, Info.SessionId, reply.Text);
+        _contentFailure = reply;
+        if (_messageWriter is { } writer)
+        {
+            _messageWriter = null;
+            await DisposeWriterAsync(writer).ConfigureAwait(false);
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<SmtpReply?> HeaderSectionCompleteAsync(IMessageWriter writer)
+    {
+        try
+        {
+            return await writer.HeaderSectionCompleteAsync(SessionToken).ConfigureAwait(false) is { } reply ? ReplyFormatter.Normalize(reply) : null;
+        }
+        catch (Exception ex) when (IsHandlerFault(ex))
+        {
+            Log.HandlerFailed(_logger, ex, Info.SessionId, "HeaderSectionCompleteAsync");
+            return SmtpReplies.TemporaryServerError;
+        }
     }
 
     private bool TryBeginMessage(SmtpTransaction transaction, out IMessageWriter? writer)
@@ -257,14 +309,11 @@ internal sealed partial class SmtpSession
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> TryWriteAsync(IMessageWriter writer, ReadOnlySequence<byte> content)
+    private async ValueTask<bool> TryWriteAsync(IMessageWriter writer, ReadOnlyMemory<byte> content)
     {
         try
         {
-            foreach (var segment in content)
-            {
-                await writer.WriteAsync(segment, SessionToken).ConfigureAwait(false);
-            }
+            await writer.WriteAsync(content, SessionToken).ConfigureAwait(false);
             return true;
         }
         catch (Exception ex) when (IsHandlerFault(ex))
@@ -314,7 +363,7 @@ internal sealed partial class SmtpSession
         _transaction = null;
         _bdatInProgress = false;
         _bdatFailure = null;
-        _messageSize = 0;
+        _contentFailure = null;
         if (_messageWriter is { } writer)
         {
             _messageWriter = null;

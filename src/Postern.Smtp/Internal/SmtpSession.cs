@@ -45,7 +45,8 @@ internal sealed partial class SmtpSession
 
     private SmtpTransaction? _transaction;
     private IMessageWriter? _messageWriter;
-    private long _messageSize;
+    private ContentChecker _content;
+    private SmtpReply? _contentFailure;
     private bool _bdatInProgress;
     private SmtpReply? _bdatFailure;
 

@@ -72,6 +72,7 @@ public sealed class PosternNode : IAsyncDisposable
             EndPoint = IPEndPoint.Parse(l.EndPoint),
             RequireTls = l.RequireTls,
             Handoff = l.Handoff,
+            AllowedClientNetworks = l.AllowedClientNetworks.Select(n => IPNetwork.Parse(n)).ToArray(),
             HostName = _options.HostName,
             Certificate = certificates.For(_options.Region),
         }).ToArray();

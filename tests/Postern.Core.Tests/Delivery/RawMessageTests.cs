@@ -119,3 +119,33 @@ public sealed class RawMessageTests
         Assert.Equal(output.Length, WireMimeMessage.LengthOf(raw));
     }
 }
+
+/// <summary>What is announced for BDAT is what MailKit writes, whatever line ends the stored header fields have.</summary>
+public sealed class WireLengthTests
+{
+    public static TheoryData<string> Messages() => new(
+    [
+        "Received: x\nFrom: a@b.test\n\nlf body\n",
+        "Received: x\r\nAuthentication-Results: postern.example;\n\tspf=pass\nX-Bare-Cr: a\rb\r\n\r\nbody\r\n",
+        "Received: x\r\nSubject: lf at the end\n",
+        "Received: x\r\nSubject: crlf\r\n\r\n..dots\r\n" + new string('a', 998) + "\r\nno final line end",
+    ]);
+
+    [Theory]
+    [MemberData(nameof(Messages))]
+    public void The_announced_length_is_what_mailkit_writes_once_header_line_ends_are_crlf(string text)
+    {
+        var raw = RawMessage.Parse(Encoding.UTF8.GetBytes(text));
+        raw.UseCrlfLineEnds();
+        var options = FormatOptions.Default.Clone();
+        options.NewLineFormat = NewLineFormat.Dos;
+        using var written = new MemoryStream();
+        WireMimeMessage.Create(raw).WriteTo(options, written);
+
+        Assert.Equal(written.Length, WireMimeMessage.LengthOf(raw));
+        // Nothing but CRLF in the header section MimeKit wrote, so MimeKit had nothing to convert.
+        var header = Encoding.Latin1.GetString(written.ToArray()).Split("\r\n\r\n")[0];
+        Assert.DoesNotContain("\n", header.Replace("\r\n", ""), StringComparison.Ordinal);
+        Assert.All(raw.Fields, f => Assert.DoesNotContain("\n", Encoding.Latin1.GetString(f).Replace("\r\n", ""), StringComparison.Ordinal));
+    }
+}

@@ -7,6 +7,9 @@ namespace Postern.EndToEnd.Infrastructure;
 public sealed record PosternListener(string Name, int Port, bool RequireTls = true, bool Handoff = false)
 {
     public string EndPoint => $"127.0.0.1:{Port}";
+
+    /// <summary>CIDR networks allowed to connect; empty allows all.</summary>
+    public IReadOnlyList<string> AllowedClientNetworks { get; init; } = [];
 }
 
 /// <summary>
@@ -91,6 +94,7 @@ public sealed class PosternConfig
                 ["EndPoint"] = l.EndPoint,
                 ["RequireTls"] = l.RequireTls,
                 ["Handoff"] = l.Handoff,
+                ["AllowedClientNetworks"] = new JsonArray(l.AllowedClientNetworks.Select(n => (JsonNode)n).ToArray()),
             }).ToArray()),
             ["Delivery"] = delivery,
         };

@@ -99,8 +99,10 @@ public sealed partial class PostfixInstance : IAsyncDisposable
     /// <summary>
     /// The tenant's mail server: STARTTLS offered with its own certificate, client certificates asked for
     /// and recorded in its Received header, mail for <paramref name="domains"/> stored in <see cref="MaildirPath"/>.
+    /// <paramref name="extraSettings"/> are more main.cf lines, e.g. <c>smtpd_discard_ehlo_keywords = chunking</c> for a next hop without BDAT.
     /// </summary>
-    public static async Task<PostfixInstance> StartTenantMtaAsync(TestDirectory directory, IEnumerable<string> domains, TestCertificate serverCertificate, string name = "tenant")
+    public static async Task<PostfixInstance> StartTenantMtaAsync(TestDirectory directory, IEnumerable<string> domains, TestCertificate serverCertificate, string name = "tenant",
+        IEnumerable<string>? extraSettings = null)
     {
         var instance = new PostfixInstance(name, InstanceRoot(directory, name), FreePort.Next());
         var mailBase = Path.Combine(instance.Root, "mail");
@@ -122,6 +124,7 @@ public sealed partial class PostfixInstance : IAsyncDisposable
                 "virtual_mailbox_maps = static:maildir/",
                 $"virtual_uid_maps = static:{NobodyUid}",
                 $"virtual_gid_maps = static:{NobodyUid}",
+                .. extraSettings ?? [],
             ],
             extraServices: ["virtual   unix  -       n       n       -       -       virtual"]);
         await instance.StartAsync();

@@ -18,6 +18,9 @@ internal sealed class ReceivedMessage
 
     public int Writes { get; set; }
 
+    /// <summary>How much content had been written when the server said the header section was complete; null if it never did.</summary>
+    public int? HeaderSectionSeenAt { get; set; }
+
     public byte[] Content
     {
         get
@@ -60,6 +63,9 @@ internal sealed class RecordingHandler : ISmtpTransactionHandler
 
     /// <summary>Decides the final reply; null gives 250.</summary>
     public Func<ReceivedMessage, SmtpReply?>? OnComplete { get; set; }
+
+    /// <summary>Decides at the end of the header section (the content so far is passed); null lets the message continue.</summary>
+    public Func<ReceivedMessage, SmtpReply?>? OnHeaderSectionComplete { get; set; }
 
     /// <summary>Thrown from WriteAsync when set.</summary>
     public Func<Exception>? FailWrite { get; set; }
@@ -113,6 +119,16 @@ internal sealed class RecordingHandler : ISmtpTransactionHandler
             }
             message.Append(data.Span);
             return ValueTask.CompletedTask;
+        }
+
+        public ValueTask<SmtpReply?> HeaderSectionCompleteAsync(CancellationToken cancellationToken)
+        {
+            if (message.HeaderSectionSeenAt is not null)
+            {
+                throw new InvalidOperationException("Header section reported complete twice.");
+            }
+            message.HeaderSectionSeenAt = message.Content.Length;
+            return ValueTask.FromResult(owner.OnHeaderSectionComplete?.Invoke(message));
         }
 
         public ValueTask<SmtpReply> CompleteAsync(CancellationToken cancellationToken)
