@@ -14,6 +14,8 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Logging.Abstractions;
 using MimeKit.Cryptography;
 using Postern.Core.Authentication;
+using Postern.Core.Configuration;
+using Postern.Core.Relay;
 using Postern.Core.Scanning;
 using Postern.Core.Scanning.Engines;
 using Postern.Core.Spool;
@@ -53,6 +55,7 @@ IScanEngine[] engines =
     new ImpersonationEngine(),
 ];
 var pipeline = new ScanningPipeline(engines, TimeSpan.FromSeconds(60), NullLogger<ScanningPipeline>.Instance);
+var cleanup = new CleanupStage(new PosternOptions());
 
 async Task<ScanResult> ScanAsync(byte[] data)
 {
@@ -66,10 +69,11 @@ async Task<ScanResult> ScanAsync(byte[] data)
         Client = "203.0.113.5",
         HeloName = "mail.partner.example",
     };
-    // As the relay does: the received bytes in a MessageContent, scanned before they are acknowledged.
+    // As the relay does: the received bytes in a MessageContent, cleaned up, scanned before they are acknowledged.
     using var content = new MessageContent(spill);
     await content.WriteAsync(data, CancellationToken.None);
-    return await pipeline.ScanAsync(new ScanRequest(envelope, tenant, content, table), CancellationToken.None);
+    var clean = cleanup.Clean(HeaderSection.Parse(data, complete: true), content);
+    return await pipeline.ScanAsync(new ScanRequest(envelope, tenant, clean, table), CancellationToken.None);
 }
 
 // Warm-up: every message a few times (the JIT compiles fully optimised on first call; this settles caches and pools).

@@ -47,13 +47,19 @@ public sealed class QuarantineStore
         _directory = Path.Combine(dataDirectory, "quarantine");
     }
 
-    /// <summary>Stores the message (<paramref name="head"/> then <paramref name="content"/> from <paramref name="contentOffset"/>) durably and indexes it.</summary>
+    /// <summary>
+    /// Stores the message (<paramref name="head"/> then <paramref name="content"/> from <paramref name="contentOffset"/>)
+    /// durably and indexes it. Holding the same queue id again returns the entry already indexed (a dispatch redone
+    /// after a crash), so a message is never held twice; a file a crash left unindexed is written anew.
+    /// </summary>
     public QuarantineEntry Hold(Envelope envelope, ReadOnlyMemory<byte> head, MessageContent content, long contentOffset, string rule, string reason)
     {
+        if (Find(envelope.QueueId) is { } existing)
+            return existing;
         Directory.CreateDirectory(_directory);
         var path = PathOf(envelope.QueueId);
         long size;
-        using (var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write))
+        using (var handle = File.OpenHandle(path, FileMode.Create, FileAccess.Write))
         {
             RandomAccess.Write(handle, head.Span, 0);
             size = head.Length + content.CopyRangeTo(handle, head.Length, contentOffset);
@@ -97,13 +103,16 @@ public sealed class QuarantineStore
         return Read(command);
     }
 
-    public QuarantineEntry Get(string id)
+    public QuarantineEntry Get(string id) => Find(id) ?? throw new PosternException($"no quarantined message '{id}'");
+
+    /// <summary>The entry with this id, in whatever state; null when there is none.</summary>
+    public QuarantineEntry? Find(string id)
     {
         using var connection = _database.Open();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT * FROM quarantine WHERE id = $id";
         command.Parameters.AddWithValue("$id", id);
-        return Read(command).FirstOrDefault() ?? throw new PosternException($"no quarantined message '{id}'");
+        return Read(command).FirstOrDefault();
     }
 
     public Stream OpenMessage(string id)

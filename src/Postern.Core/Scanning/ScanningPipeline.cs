@@ -15,7 +15,7 @@ public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpa
     public async ValueTask<ScanResult> ScanAsync(ScanRequest request, CancellationToken cancellationToken)
     {
         MimeMessage message;
-        await using (var stream = request.Content.OpenRead())
+        await using (var stream = request.Message.OpenRead())
             message = await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
         var domains = request.Table.DomainsOf(request.Tenant.Id);
         var context = new ScanContext
@@ -23,8 +23,8 @@ public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpa
             Envelope = request.Envelope,
             Tenant = request.Tenant,
             Message = message,
-            OpenRaw = () => request.Content.OpenRead(),
-            Size = request.Content.Length,
+            OpenRaw = () => request.Message.OpenRead(),
+            Size = request.Message.Length,
             TenantDomains = domains,
             Vips = request.Table.VipsOf(request.Tenant.Id),
         };

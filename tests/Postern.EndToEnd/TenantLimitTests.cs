@@ -1,0 +1,43 @@
+using Postern.EndToEnd.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Postern.EndToEnd;
+
+/// <summary>
+/// Per-tenant limits: every tenant arrives from Exchange Online's addresses, so only the relay key tells them apart.
+/// A tenant whose MTA is down fills its share of the spool and is then told 451 4.7.0; another tenant is not.
+/// </summary>
+public sealed class TenantLimitTests(ITestOutputHelper output) : EndToEndTest(output)
+{
+    [Fact]
+    public async Task A_tenant_over_its_spool_bytes_gets_451_4_7_0_and_another_tenant_still_gets_its_mail_delivered()
+    {
+        var sink = Own(await SmtpSink.StartAsync(Directory, "fabrikam-mta"));
+        // Contoso's MTA refuses connections: its mail stays in the spool.
+        var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{FreePort.Next()}");
+        var fabrikam = await Postern.CreateTenantAsync("fabrikam", "fabrikam.test", $"127.0.0.1:{sink.Port}");
+        Postern.Environment["Postern__TenantLimits__MaxSpoolBytes"] = "40000";
+        var config = PosternConfig.WithPlainListener();
+        await Postern.StartServeAsync(config);
+
+        var body = string.Concat(Enumerable.Repeat("A line of a message to a tenant whose MTA is down.\n", 200));
+        var replies = new List<SubmissionResult>();
+        for (var i = 0; i < 8; i++)
+            replies.Add(await SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["alice@contoso.test"],
+                ScanSamples.TextMessage(contoso.KeyHeader, RelayHarness.ExternalSender, "alice@contoso.test", $"backlog {i}", body)));
+        var accepted = replies.TakeWhile(r => r.Reply.Code == 250).Count();
+        Assert.True(accepted is >= 1 and < 8, string.Join("\n", replies));
+        Assert.All(replies.Skip(accepted), r => Assert.True(r.Reply.Is(451, "4.7.0"), r.ToString()));
+
+        var other = await SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["bob@fabrikam.test"],
+            ScanSamples.TextMessage(fabrikam.KeyHeader, RelayHarness.ExternalSender, "bob@fabrikam.test", "unaffected", body));
+        Assert.True(other.QueueId is not null, other.ToString());
+        var delivered = Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
+        Assert.Equal("unaffected", delivered.Mail.Header("Subject"));
+
+        var still = await SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["alice@contoso.test"],
+            ScanSamples.TextMessage(contoso.KeyHeader, RelayHarness.ExternalSender, "alice@contoso.test", "still over", body));
+        Assert.True(still.Reply.Is(451, "4.7.0"), still.ToString());
+        Assert.Contains("tenant limit", Postern.ReadLog());
+    }
+}
