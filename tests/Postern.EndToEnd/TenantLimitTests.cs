@@ -23,19 +23,19 @@ public sealed class TenantLimitTests(ITestOutputHelper output) : EndToEndTest(ou
         var body = string.Concat(Enumerable.Repeat("A line of a message to a tenant whose MTA is down.\n", 200));
         var replies = new List<SubmissionResult>();
         for (var i = 0; i < 8; i++)
-            replies.Add(await SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["alice@contoso.test"],
+            replies.Add(await SmtpSubmission.SendAsync(config.Listener("plain").Port, RelayHarness.ExternalSender, ["alice@contoso.test"],
                 ScanSamples.TextMessage(contoso.KeyHeader, RelayHarness.ExternalSender, "alice@contoso.test", $"backlog {i}", body)));
         var accepted = replies.TakeWhile(r => r.Reply.Code == 250).Count();
         Assert.True(accepted is >= 1 and < 8, string.Join("\n", replies));
         Assert.All(replies.Skip(accepted), r => Assert.True(r.Reply.Is(451, "4.7.0"), r.ToString()));
 
-        var other = await SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["bob@fabrikam.test"],
+        var other = await SmtpSubmission.SendAsync(config.Listener("plain").Port, RelayHarness.ExternalSender, ["bob@fabrikam.test"],
             ScanSamples.TextMessage(fabrikam.KeyHeader, RelayHarness.ExternalSender, "bob@fabrikam.test", "unaffected", body));
         Assert.True(other.QueueId is not null, other.ToString());
         var delivered = Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics));
         Assert.Equal("unaffected", delivered.Mail.Header("Subject"));
 
-        var still = await SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["alice@contoso.test"],
+        var still = await SmtpSubmission.SendAsync(config.Listener("plain").Port, RelayHarness.ExternalSender, ["alice@contoso.test"],
             ScanSamples.TextMessage(contoso.KeyHeader, RelayHarness.ExternalSender, "alice@contoso.test", "still over", body));
         Assert.True(still.Reply.Is(451, "4.7.0"), still.ToString());
         Assert.Contains("tenant limit", Postern.ReadLog());
