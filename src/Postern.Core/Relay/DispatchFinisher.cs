@@ -15,33 +15,15 @@ namespace Postern.Core.Relay;
 /// redone later, and on start <see cref="Recover"/> redoes whatever a crash interrupted: nothing acknowledged is lost,
 /// nothing is handed on twice.
 /// </summary>
-public sealed class DispatchFinisher : IAsyncDisposable
+public sealed class DispatchFinisher(CleanupStage cleanup, MessageSpool spool, DeliveryScheduler scheduler, Quarantine.QuarantineStore quarantine,
+    TenantLimits limits, TraceWriter trace, ILogger<DispatchFinisher> logger) : IAsyncDisposable
 {
     private static readonly TimeSpan[] RetryDelays =
         [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2), TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(15), TimeSpan.FromSeconds(60)];
 
-    private readonly CleanupStage _cleanup;
-    private readonly MessageSpool _spool;
-    private readonly DeliveryScheduler _scheduler;
-    private readonly Quarantine.QuarantineStore _quarantine;
-    private readonly TenantLimits _limits;
-    private readonly TraceWriter _trace;
-    private readonly ILogger _logger;
     private readonly Channel<Work> _work = Channel.CreateUnbounded<Work>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stopping = new();
     private Task? _loop;
-
-    public DispatchFinisher(CleanupStage cleanup, MessageSpool spool, DeliveryScheduler scheduler, Quarantine.QuarantineStore quarantine, TenantLimits limits,
-        TraceWriter trace, ILogger<DispatchFinisher> logger)
-    {
-        _cleanup = cleanup;
-        _spool = spool;
-        _scheduler = scheduler;
-        _quarantine = quarantine;
-        _limits = limits;
-        _trace = trace;
-        _logger = logger;
-    }
 
     /// <summary>
     /// Test only (POSTERN_TEST_FAULT=dispatch-pause-after-first-part): stops a record's dispatch after its first part,
@@ -83,7 +65,7 @@ public sealed class DispatchFinisher : IAsyncDisposable
                 continue;
             if (PauseAfterFirstPart && done == 1)
             {
-                _logger.LogWarning("Test fault: dispatch of {Record} paused after its first part", record.QueueId);
+                logger.LogWarning("Test fault: dispatch of {Record} paused after its first part", record.QueueId);
                 await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
             }
             var envelope = record.Envelope with
@@ -92,7 +74,7 @@ public sealed class DispatchFinisher : IAsyncDisposable
                 Recipients = part.Recipients.Select(i => record.Envelope.Recipients[i]).ToArray(),
                 Dispatch = null,
             };
-            var head = _cleanup.HeadFor(traceFields, clean, part.Verdict);
+            var head = cleanup.HeadFor(traceFields, clean, part.Verdict);
             await HandOnAsync(record, part, envelope, head, body, stored.Length, findings, spooled, cancellationToken).ConfigureAwait(false);
             done++;
         }
@@ -106,11 +88,11 @@ public sealed class DispatchFinisher : IAsyncDisposable
         {
             case VerdictAction.Quarantine:
                 {
-                    var held = _quarantine.Hold(envelope, head, body, bodyOffset, part.Rule, part.Reason);
-                    _trace.Write(new MessageReceived(envelope, held.Size, MessageStates.Quarantined, $"quarantined by rule '{part.Rule}': {part.Reason}",
+                    var held = quarantine.Hold(envelope, head, body, bodyOffset, part.Rule, part.Reason);
+                    trace.Write(new MessageReceived(envelope, held.Size, MessageStates.Quarantined, $"quarantined by rule '{part.Rule}': {part.Reason}",
                         verdict.Description, findings));
-                    _logger.LogInformation("{QueueId}: quarantined by rule {Rule}", envelope.QueueId, part.Rule);
-                    _spool.Finish(record, part.Recipients);
+                    logger.LogInformation("{QueueId}: quarantined by rule {Rule}", envelope.QueueId, part.Rule);
+                    spool.Finish(record, part.Recipients);
                     return;
                 }
             case VerdictAction.Reject:
@@ -118,17 +100,17 @@ public sealed class DispatchFinisher : IAsyncDisposable
                     SpooledMessage? dsn = null;
                     if (part.BounceQueueId is { } bounceId && !spooled.Contains(bounceId))
                     {
-                        _trace.Write(new MessageReceived(envelope, body.Length, MessageStates.Refused, $"rejected by rule '{part.Rule}': {part.Reason}",
+                        trace.Write(new MessageReceived(envelope, body.Length, MessageStates.Refused, $"rejected by rule '{part.Rule}': {part.Reason}",
                             verdict.Description, findings));
                         // The client heard 250 for the other recipients, so the sender learns of these by a DSN.
                         var reply = $"550 5.7.1 Rejected by policy rule '{part.Rule}': {part.Reason}";
                         var failed = envelope.Recipients.Select(r => new RecipientResult(r.Address, RecipientOutcome.Failed, reply)).ToArray();
-                        dsn = await _scheduler.SpoolBounceAsync(envelope, () => DispatchStage.OpenCopy(head, body, bodyOffset), failed, bounceId, cancellationToken).ConfigureAwait(false);
+                        dsn = await scheduler.SpoolBounceAsync(envelope, () => DispatchStage.OpenCopy(head, body, bodyOffset), failed, bounceId, cancellationToken).ConfigureAwait(false);
                         spooled.Add(bounceId);
                     }
-                    _spool.Finish(record, part.Recipients);
+                    spool.Finish(record, part.Recipients);
                     if (dsn is not null)
-                        _scheduler.Enqueue(dsn);
+                        scheduler.Enqueue(dsn);
                     return;
                 }
             default:
@@ -136,15 +118,15 @@ public sealed class DispatchFinisher : IAsyncDisposable
                     SpooledMessage? copy = null;
                     if (!spooled.Contains(part.QueueId))
                     {
-                        copy = await _spool.AppendAsync(envelope, head, body, bodyOffset, cancellationToken).ConfigureAwait(false);
+                        copy = await spool.AppendAsync(envelope, head, body, bodyOffset, cancellationToken).ConfigureAwait(false);
                         spooled.Add(part.QueueId);
-                        _limits.Stored(copy);
-                        _trace.Write(new MessageReceived(envelope, copy.BodyLength, MessageStates.Queued, DispatchStage.Accepted(verdict), verdict.Description, findings));
+                        limits.Stored(copy);
+                        trace.Write(new MessageReceived(envelope, copy.BodyLength, MessageStates.Queued, DispatchStage.Accepted(verdict), verdict.Description, findings));
                     }
                     // Finished in the record before delivery may start: a crash in between finds the copy in the spool, not a second one.
-                    _spool.Finish(record, part.Recipients);
+                    spool.Finish(record, part.Recipients);
                     if (copy is not null)
-                        _scheduler.Enqueue(copy);
+                        scheduler.Enqueue(copy);
                     return;
                 }
         }
@@ -164,7 +146,7 @@ public sealed class DispatchFinisher : IAsyncDisposable
                 catch (Exception ex) when (!token.IsCancellationRequested)
                 {
                     var delay = RetryDelays[Math.Min(work.Attempts, RetryDelays.Length - 1)];
-                    _logger.LogError(ex, "{Record}: could not finish the dispatch of an acknowledged message; retrying in {Delay}", work.Record.QueueId, delay);
+                    logger.LogError(ex, "{Record}: could not finish the dispatch of an acknowledged message; retrying in {Delay}", work.Record.QueueId, delay);
                     _ = RetryLaterAsync(work with { Attempts = work.Attempts + 1 }, delay, token);
                 }
             }
@@ -189,10 +171,10 @@ public sealed class DispatchFinisher : IAsyncDisposable
 
     private async Task<MessageContent> ReadAsync(SpooledMessage record, CancellationToken cancellationToken)
     {
-        var content = new MessageContent(_spool.SpillDirectory);
+        var content = new MessageContent(spool.SpillDirectory);
         try
         {
-            await using var stream = _spool.OpenBody(record);
+            await using var stream = spool.OpenBody(record);
             var buffer = new byte[MessageContent.ChunkSize];
             int read;
             while ((read = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)

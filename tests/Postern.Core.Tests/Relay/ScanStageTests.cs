@@ -68,15 +68,31 @@ public sealed class ScanStageTests : IDisposable
         Assert.Equal("550 5.7.1 no executables", refused.Refusal!.Reply.ToString());
     }
 
-    private MessageContent Content()
+    [Fact]
+    public async Task A_message_whose_only_header_field_was_the_key_is_still_scanned()
+    {
+        // Once the key is gone, nothing before the text is a header field (a DNS zone file from the MIME corpus).
+        const string zone = "X-Postern-Key: pk_secret_value\r\nexample._domainkey.example.com. IN TXT (\r\n        \"v=DKIM1;p=MIGf\")\r\n";
+        var engine = new RecordingEngine();
+        var stage = new ScanStage(new ScanningPipeline([engine], TimeSpan.FromSeconds(30), NullLogger<ScanningPipeline>.Instance));
+        using var content = Content(zone);
+
+        var scanned = await stage.RunAsync(Envelope("alice@contoso.test"), _tenant, Clean(content, zone), Table(), default);
+
+        Assert.Null(scanned.Refusal);
+        Assert.Equal(VerdictAction.Deliver, Assert.Single(scanned.Parts).Verdict.Action);
+        Assert.StartsWith("example._domainkey.example.com. IN TXT", engine.Raw);
+    }
+
+    private MessageContent Content(string message = Message)
     {
         var content = new MessageContent(_spill);
-        content.WriteAsync(Encoding.ASCII.GetBytes(Message), default).AsTask().GetAwaiter().GetResult();
+        content.WriteAsync(Encoding.ASCII.GetBytes(message), default).AsTask().GetAwaiter().GetResult();
         return content;
     }
 
-    private static CleanMessage Clean(MessageContent content) =>
-        new CleanupStage(new PosternOptions()).Clean(HeaderSection.Parse(Encoding.ASCII.GetBytes(Message), complete: true), content);
+    private static CleanMessage Clean(MessageContent content, string message = Message) =>
+        new CleanupStage(new PosternOptions()).Clean(HeaderSection.Parse(Encoding.ASCII.GetBytes(message), complete: true), content);
 
     private RoutingTable Table() => new(1, [_tenant], [new ProtectedDomain("contoso.test", _tenant.Id, [])]);
 
