@@ -30,8 +30,8 @@ public static class QuarantineStates
 }
 
 /// <summary>
-/// Quarantined messages: kept whole as files under the data directory (fsynced before the client
-/// gets its 250), indexed in the database. Release is claimed with one conditional UPDATE, so two
+/// Quarantined messages: kept whole as files under the data directory (fsynced, then indexed in the
+/// database; the relay holds a message from its dispatch record, which was on disk before the 250). Release is claimed with one conditional UPDATE, so two
 /// release requests at the same time send the message on exactly once. The claim records the queue id
 /// the released copy will be spooled under, so after a crash the spool alone tells whether the release
 /// got as far as the spool (<see cref="RecoverInterruptedReleases"/>).
@@ -156,8 +156,8 @@ public sealed class QuarantineStore
     /// Settles the releases a crashed process left "releasing": finished when the copy the claim recorded is in
     /// <paramref name="spooledQueueIds"/> (the spool just recovered it, so it will be delivered: never a second copy),
     /// otherwise held again (the copy never reached the spool: nothing is lost, it can be released again). Also
-    /// removes files a crash left behind: of released or deleted entries, and of holds never indexed (the client got
-    /// no 250 for those and sends the message again).
+    /// removes files a crash left behind: of released or deleted entries, and of holds never indexed (the dispatch
+    /// record they came from is still in the spool and holds the message again).
     /// </summary>
     /// <remarks>
     /// Call once at start, after the spool is recovered and before delivery or release starts: one node owns a data
