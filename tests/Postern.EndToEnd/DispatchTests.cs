@@ -55,6 +55,7 @@ public sealed class DispatchTests(ITestOutputHelper output) : EndToEndTest(outpu
 
     private async Task AddRulesAsync(RelayHarness relay)
     {
+        AddDiagnostics(() => "--- trace ---\n" + Postern.RunCli("trace", "list", "--json").StdOut);
         var reloads = Postern.ReadLog().Occurrences("Configuration reloaded");
         (await Postern.RunCliAsync("policy", "add", relay.Contoso.Name, "--name", "hold-bob", "--priority", "10",
             "--recipient", "bob@contoso.test", "--action", "quarantine")).EnsureSuccess();

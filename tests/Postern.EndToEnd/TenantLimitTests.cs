@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
 using Postern.EndToEnd.Infrastructure;
 using Xunit.Abstractions;
 
@@ -39,5 +42,47 @@ public sealed class TenantLimitTests(ITestOutputHelper output) : EndToEndTest(ou
             ScanSamples.TextMessage(contoso.KeyHeader, RelayHarness.ExternalSender, "alice@contoso.test", "still over", body));
         Assert.True(still.Reply.Is(451, "4.7.0"), still.ToString());
         Assert.Contains("tenant limit", Postern.ReadLog());
+    }
+
+    [Fact]
+    public async Task A_tenant_at_its_transaction_limit_gets_451_4_7_0_while_another_tenants_message_goes_through()
+    {
+        // On a handoff listener a transaction lasts until the next hop answers; Contoso's never does.
+        using var tarpit = new TcpListener(IPAddress.Loopback, 0);
+        tarpit.Start();
+        var held = new ConcurrentQueue<Socket>();
+        var accepting = Task.Run(async () =>
+        {
+            while (true)
+                held.Enqueue(await tarpit.AcceptSocketAsync());
+        });
+        var sink = Own(await SmtpSink.StartAsync(Directory, "fabrikam-mta"));
+        var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{((IPEndPoint)tarpit.LocalEndpoint).Port}");
+        var fabrikam = await Postern.CreateTenantAsync("fabrikam", "fabrikam.test", $"127.0.0.1:{sink.Port}");
+        Postern.Environment["Postern__TenantLimits__MaxConcurrentTransactions"] = "1";
+        var config = new PosternConfig { Listeners = [new PosternListener("handoff", FreePort.Next(), RequireTls: false, Handoff: true)], DeliveryRequireTls = false };
+        await Postern.StartServeAsync(config);
+
+        var first = SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["alice@contoso.test"],
+            ScanSamples.TextMessage(contoso.KeyHeader, RelayHarness.ExternalSender, "alice@contoso.test", "stuck at the next hop", "Hello.\n"));
+        // Postern connected to the tarpit: Contoso's first transaction is authenticated and in progress.
+        await Poll.UntilAsync(() => !held.IsEmpty || first.IsCompleted, TimeSpan.FromSeconds(30), "Postern to hand the first message to the tarpit", Diagnostics);
+        Assert.False(first.IsCompleted, "the first message was answered before the next hop held it");
+
+        var second = await SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["alice@contoso.test"],
+            ScanSamples.TextMessage(contoso.KeyHeader, RelayHarness.ExternalSender, "alice@contoso.test", "one too many", "Hello.\n"));
+        Assert.True(second.Reply.Is(451, "4.7.0"), second.ToString());
+
+        var other = await SmtpSubmission.SendAsync(config.First.Port, RelayHarness.ExternalSender, ["bob@fabrikam.test"],
+            ScanSamples.TextMessage(fabrikam.KeyHeader, RelayHarness.ExternalSender, "bob@fabrikam.test", "unaffected", "Hello.\n"));
+        Assert.True(other.Reply.Is(250, "2.0.0"), other.ToString());
+        Assert.Equal("unaffected", Assert.Single(await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics)).Mail.Header("Subject"));
+
+        // The next hop hangs up: Contoso's first transaction ends (451 4.4.1), and with it the tenant's turn.
+        tarpit.Stop();
+        foreach (var socket in held)
+            socket.Dispose();
+        Assert.True((await first).Reply.Is(451, "4.4.1"), (await first).ToString());
+        await Task.WhenAny(accepting);
     }
 }
