@@ -1,3 +1,5 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
 using Microsoft.Data.Sqlite;
 using Postern.EndToEnd.Infrastructure;
 using Xunit.Abstractions;
@@ -56,13 +58,15 @@ public sealed class DispatchTests(ITestOutputHelper output) : EndToEndTest(outpu
     private async Task AddRulesAsync(RelayHarness relay)
     {
         AddDiagnostics(() => "--- trace ---\n" + Postern.RunCli("trace", "list", "--json").StdOut);
-        var reloads = Postern.ReadLog().Occurrences("Configuration reloaded");
         (await Postern.RunCliAsync("policy", "add", relay.Contoso.Name, "--name", "hold-bob", "--priority", "10",
             "--recipient", "bob@contoso.test", "--action", "quarantine")).EnsureSuccess();
         (await Postern.RunCliAsync("policy", "add", relay.Contoso.Name, "--name", "refuse-carol", "--priority", "11",
             "--recipient", "carol@contoso.test", "--action", "reject")).EnsureSuccess();
-        await Poll.UntilAsync(() => Postern.ReadLog().Occurrences("Configuration reloaded") > reloads, TimeSpan.FromSeconds(15),
-            "the server to reload after policy add", Diagnostics);
+        // Both rules in force: the server has loaded the configuration generation the second add made.
+        var generation = Convert.ToInt64(Scalar("SELECT generation FROM config_generation WHERE id = 1"), CultureInfo.InvariantCulture);
+        await Poll.UntilAsync(() => Regex.Matches(Postern.ReadLog(), @"Configuration reloaded \(generation (\d+),")
+                .Any(m => long.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture) >= generation),
+            TimeSpan.FromSeconds(15), $"the server to load configuration generation {generation}", Diagnostics);
     }
 
     private Task<SubmissionResult> SendAsync(RelayHarness relay) =>
@@ -103,12 +107,14 @@ public sealed class DispatchTests(ITestOutputHelper output) : EndToEndTest(outpu
         return Task.FromResult(recipients);
     }
 
-    private void Execute(string sql)
+    private void Execute(string sql) => Scalar(sql);
+
+    private object? Scalar(string sql)
     {
         using var connection = Open();
         using var command = connection.CreateCommand();
         command.CommandText = sql;
-        command.ExecuteNonQuery();
+        return command.ExecuteScalar();
     }
 
     private SqliteConnection Open()
