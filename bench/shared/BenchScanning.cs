@@ -1,5 +1,7 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Postern.Core.Authentication;
+using Postern.Core.Configuration;
+using Postern.Core.Relay;
 using Postern.Core.Scanning;
 using Postern.Core.Scanning.Engines;
 using Postern.Core.Spool;
@@ -10,11 +12,12 @@ namespace Postern.Bench;
 /// <summary>
 /// The scanning pipeline `postern serve` runs with Postern:Scanning at its defaults (ClamAV and rspamd are external and
 /// off) for one bench tenant (bench.test, two VIPs), fed as the relay feeds it: the received bytes in a
-/// <see cref="MessageContent"/>, scanned before they are acknowledged. Shared by the in-process benchmarks.
+/// <see cref="MessageContent"/>, cleaned up (relay key removed), scanned before they are acknowledged. Shared by the in-process benchmarks.
 /// </summary>
 internal sealed class BenchScanning : IDisposable
 {
     private readonly ScanningPipeline _pipeline;
+    private readonly CleanupStage _cleanup = new(new PosternOptions());
     private readonly string _spill;
 
     /// <param name="dns">What the authentication checks ask.</param>
@@ -61,7 +64,8 @@ internal sealed class BenchScanning : IDisposable
         };
         using var content = new MessageContent(_spill);
         await content.WriteAsync(data, CancellationToken.None);
-        return await _pipeline.ScanAsync(new ScanRequest(envelope, Tenant, content, Table), CancellationToken.None);
+        var clean = _cleanup.Clean(HeaderSection.Parse(data, complete: true), content);
+        return await _pipeline.ScanAsync(new ScanRequest(envelope, Tenant, clean, Table), CancellationToken.None);
     }
 
     public void Dispose() => Directory.Delete(_spill, recursive: true);

@@ -28,6 +28,8 @@ public sealed class PosternOptions
 
     public DeliveryOptions Delivery { get; set; } = new();
 
+    public TenantLimitOptions TenantLimits { get; set; } = new();
+
     public DnsOptions Dns { get; set; } = new();
 
     /// <summary>Certificates per region (PFX); a self-signed one is made on first start where none is given.</summary>
@@ -98,6 +100,10 @@ public sealed class PosternOptions
             if (!IPEndPoint.TryParse(server, out _) && !IPAddress.TryParse(server, out _))
                 yield return $"Postern:Dns:Servers '{server}' is not ADDRESS[:PORT]";
         }
+        if (TenantLimits.MaxConcurrentTransactions < 1)
+            yield return $"Postern:TenantLimits:MaxConcurrentTransactions '{TenantLimits.MaxConcurrentTransactions}' must be at least 1";
+        if (TenantLimits.MaxSpoolBytes < 1)
+            yield return $"Postern:TenantLimits:MaxSpoolBytes '{TenantLimits.MaxSpoolBytes}' must be at least 1";
         if (MaxReceivedHeaders < 1)
             yield return $"Postern:MaxReceivedHeaders '{MaxReceivedHeaders}' must be at least 1";
         // Tenants publish CNAMEs into this zone; a typo would have them point at a name nobody serves.
@@ -134,6 +140,19 @@ public sealed class SmtpLimitOptions
     public int MaxConnections { get; set; } = 5000;
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
     public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromMinutes(30);
+}
+
+/// <summary>
+/// What one tenant may use of this node, applied as soon as its relay key says whose message it is: every tenant arrives
+/// from Exchange Online's addresses, so per-IP limits cannot tell them apart. Over a limit: 451 4.7.0, for that tenant only.
+/// </summary>
+public sealed class TenantLimitOptions
+{
+    /// <summary>Messages of one tenant being authenticated, scanned and stored at the same moment.</summary>
+    public int MaxConcurrentTransactions { get; set; } = 100;
+
+    /// <summary>Bytes of one tenant's messages in the spool, not yet delivered (a hung MTA's backlog stops growing here).</summary>
+    public long MaxSpoolBytes { get; set; } = 2L * 1024 * 1024 * 1024;
 }
 
 public sealed class DeliveryOptions

@@ -404,6 +404,19 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     /// </summary>
     public async Task<string?> BounceAsync(Envelope envelope, Func<Stream> openOriginal, IReadOnlyList<RecipientResult> failed, CancellationToken cancellationToken)
     {
+        var stored = await SpoolBounceAsync(envelope, openOriginal, failed, QueueId.New(), cancellationToken).ConfigureAwait(false);
+        if (stored is not null)
+            Enqueue(stored);
+        return stored?.QueueId;
+    }
+
+    /// <summary>
+    /// <see cref="BounceAsync(Envelope, Func{Stream}, IReadOnlyList{RecipientResult}, CancellationToken)"/> without handing the DSN to delivery, under a queue id the caller chose: a caller that
+    /// must not bounce twice (the relay's dispatch) records the DSN as done first, then enqueues it.
+    /// </summary>
+    public async Task<SpooledMessage?> SpoolBounceAsync(Envelope envelope, Func<Stream> openOriginal, IReadOnlyList<RecipientResult> failed, string queueId,
+        CancellationToken cancellationToken)
+    {
         var senderDomain = DomainName.Normalize(SenderDomain(envelope));
         var table = _routing.Current;
         if (envelope.IsBounce || envelope.MailFrom.Length == 0 || senderDomain is null
@@ -418,7 +431,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             dsn = DsnBuilder.Build(_options.HostName, envelope, failed, original);
         var bounce = new Envelope
         {
-            QueueId = QueueId.New(),
+            QueueId = queueId,
             ReceivedAt = DateTimeOffset.UtcNow,
             TenantId = envelope.TenantId,
             MailFrom = "",
@@ -431,8 +444,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         await content.WriteAsync(dsn, cancellationToken).ConfigureAwait(false);
         var stored = await _store.AppendAsync(bounce, ReadOnlyMemory<byte>.Empty, content, 0, cancellationToken).ConfigureAwait(false);
         _trace.Write(new MessageReceived(bounce, dsn.Length, MessageStates.Queued, $"delivery status notification for {envelope.QueueId}"));
-        Enqueue(stored);
-        return bounce.QueueId;
+        return stored;
     }
 
     private static string SenderDomain(Envelope envelope) =>

@@ -25,6 +25,9 @@ public sealed record Verdict(VerdictAction Action, string Rule, string Reason, s
 {
     public static Verdict Clean { get; } = new(VerdictAction.Deliver, "default", "no findings");
 
+    /// <summary>"tag (rule NAME)": the action and the rule that decided, as the verdict header and the trace show it.</summary>
+    public string Description => Action.ToString().ToLowerInvariant() + (Rule == Clean.Rule ? "" : $" (rule {Rule})");
+
     /// <summary>How severe the action is; when recipients differ, the SMTP reply follows the most severe.</summary>
     public int Severity => Action switch
     {

@@ -30,8 +30,8 @@ public static class QuarantineStates
 }
 
 /// <summary>
-/// Quarantined messages: kept whole as files under the data directory (fsynced before the client
-/// gets its 250), indexed in the database. Release is claimed with one conditional UPDATE, so two
+/// Quarantined messages: kept whole as files under the data directory (fsynced, then indexed in the
+/// database; the relay holds a message from its dispatch record, which was on disk before the 250). Release is claimed with one conditional UPDATE, so two
 /// release requests at the same time send the message on exactly once. The claim records the queue id
 /// the released copy will be spooled under, so after a crash the spool alone tells whether the release
 /// got as far as the spool (<see cref="RecoverInterruptedReleases"/>).
@@ -47,13 +47,19 @@ public sealed class QuarantineStore
         _directory = Path.Combine(dataDirectory, "quarantine");
     }
 
-    /// <summary>Stores the message (<paramref name="head"/> then <paramref name="content"/> from <paramref name="contentOffset"/>) durably and indexes it.</summary>
+    /// <summary>
+    /// Stores the message (<paramref name="head"/> then <paramref name="content"/> from <paramref name="contentOffset"/>)
+    /// durably and indexes it. Holding the same queue id again returns the entry already indexed (a dispatch redone
+    /// after a crash), so a message is never held twice; a file a crash left unindexed is written anew.
+    /// </summary>
     public QuarantineEntry Hold(Envelope envelope, ReadOnlyMemory<byte> head, MessageContent content, long contentOffset, string rule, string reason)
     {
+        if (Find(envelope.QueueId) is { } existing)
+            return existing;
         Directory.CreateDirectory(_directory);
         var path = PathOf(envelope.QueueId);
         long size;
-        using (var handle = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write))
+        using (var handle = File.OpenHandle(path, FileMode.Create, FileAccess.Write))
         {
             RandomAccess.Write(handle, head.Span, 0);
             size = head.Length + content.CopyRangeTo(handle, head.Length, contentOffset);
@@ -97,13 +103,16 @@ public sealed class QuarantineStore
         return Read(command);
     }
 
-    public QuarantineEntry Get(string id)
+    public QuarantineEntry Get(string id) => Find(id) ?? throw new PosternException($"no quarantined message '{id}'");
+
+    /// <summary>The entry with this id, in whatever state; null when there is none.</summary>
+    public QuarantineEntry? Find(string id)
     {
         using var connection = _database.Open();
         using var command = connection.CreateCommand();
         command.CommandText = "SELECT * FROM quarantine WHERE id = $id";
         command.Parameters.AddWithValue("$id", id);
-        return Read(command).FirstOrDefault() ?? throw new PosternException($"no quarantined message '{id}'");
+        return Read(command).FirstOrDefault();
     }
 
     public Stream OpenMessage(string id)
@@ -147,8 +156,8 @@ public sealed class QuarantineStore
     /// Settles the releases a crashed process left "releasing": finished when the copy the claim recorded is in
     /// <paramref name="spooledQueueIds"/> (the spool just recovered it, so it will be delivered: never a second copy),
     /// otherwise held again (the copy never reached the spool: nothing is lost, it can be released again). Also
-    /// removes files a crash left behind: of released or deleted entries, and of holds never indexed (the client got
-    /// no 250 for those and sends the message again).
+    /// removes files a crash left behind: of released or deleted entries, and of holds never indexed (the dispatch
+    /// record they came from is still in the spool and holds the message again).
     /// </summary>
     /// <remarks>
     /// Call once at start, after the spool is recovered and before delivery or release starts: one node owns a data

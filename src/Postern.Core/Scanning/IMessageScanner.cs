@@ -4,8 +4,11 @@ using Postern.Core.Tenants;
 
 namespace Postern.Core.Scanning;
 
-/// <summary>What the scanner is asked to look at: one received message of one tenant, before it is acknowledged.</summary>
-public sealed record ScanRequest(Envelope Envelope, Tenant Tenant, MessageContent Content, RoutingTable Table);
+/// <summary>
+/// What the scanner is asked to look at: one received message of one tenant, before it is acknowledged, as cleanup
+/// left it (the relay key removed: engines such as Rspamd can log and store headers).
+/// </summary>
+public sealed record ScanRequest(Envelope Envelope, Tenant Tenant, CleanMessage Message, RoutingTable Table);
 
 /// <summary>Everything the engines found and, per recipient (index into the envelope), the policy's verdict.</summary>
 public sealed record ScanResult(IReadOnlyList<Finding> Findings, IReadOnlyList<Verdict> Verdicts)

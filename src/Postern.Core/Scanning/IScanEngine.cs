@@ -13,7 +13,7 @@ public sealed class ScanContext
     /// <summary>The message parsed by MimeKit (shared by all engines; do not modify).</summary>
     public required MimeMessage Message { get; init; }
 
-    /// <summary>Opens the raw message bytes as received (for engines that want the wire form, e.g. clamd, rspamd).</summary>
+    /// <summary>Opens the message bytes as cleanup left them, relay key removed (for engines that want the wire form, e.g. clamd, rspamd).</summary>
     public required Func<Stream> OpenRaw { get; init; }
 
     public required long Size { get; init; }

@@ -14,17 +14,15 @@ public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpa
 {
     public async ValueTask<ScanResult> ScanAsync(ScanRequest request, CancellationToken cancellationToken)
     {
-        MimeMessage message;
-        await using (var stream = request.Content.OpenRead())
-            message = await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
+        var message = await ParseAsync(request.Message, cancellationToken).ConfigureAwait(false);
         var domains = request.Table.DomainsOf(request.Tenant.Id);
         var context = new ScanContext
         {
             Envelope = request.Envelope,
             Tenant = request.Tenant,
             Message = message,
-            OpenRaw = () => request.Content.OpenRead(),
-            Size = request.Content.Length,
+            OpenRaw = () => request.Message.OpenRead(),
+            Size = request.Message.Length,
             TenantDomains = domains,
             Vips = request.Table.VipsOf(request.Tenant.Id),
         };
@@ -44,6 +42,26 @@ public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpa
         var evaluator = new PolicyEvaluator(request.Table.RulesOf(request.Tenant.Id));
         var verdicts = request.Envelope.Recipients.Select(r => evaluator.Evaluate(context, findings, r)).ToArray();
         return new ScanResult(findings, verdicts) { Headers = context.Annotations };
+    }
+
+    /// <summary>
+    /// The message parsed once for every engine. Text that does not start with a header field (MimeKit refuses it) is
+    /// read as a message without header fields whose body is all of it, so the engines still see every byte.
+    /// </summary>
+    private static async Task<MimeMessage> ParseAsync(Spool.CleanMessage clean, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = clean.OpenRead();
+            return await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
+        }
+        catch (FormatException)
+        {
+            await using var stream = new MimeKit.IO.ChainedStream();
+            stream.Add(new MemoryStream("\r\n"u8.ToArray(), writable: false));
+            stream.Add(clean.OpenRead());
+            return await MimeMessage.LoadAsync(stream, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     private async Task<IReadOnlyList<Finding>> RunAsync(IScanEngine engine, ScanContext context, CancellationToken cancellationToken)

@@ -41,8 +41,30 @@ public sealed record Envelope
     /// <summary>Set on delivery status notifications Postern made itself (never bounced again).</summary>
     public bool IsBounce { get; init; }
 
+    /// <summary>
+    /// Set on a dispatch record: a message whose recipients got different verdicts, stored once before the 250 and
+    /// split into its parts (copies, quarantine, DSNs) after it. Never delivered itself.
+    /// </summary>
+    public DispatchPlan? Dispatch { get; init; }
+
     [JsonIgnore]
     public string Direction => Recipients.Any(r => r.Route != RecipientRoute.Tenant) ? "outbound" : "inbound";
+}
+
+/// <summary>
+/// How a dispatch record splits into its parts. <see cref="StampAt"/> is the length of Postern's trace fields (Received,
+/// engine annotations) at the top of the stored header section: each part's verdict fields go right after them.
+/// </summary>
+public sealed record DispatchPlan(int StampAt, IReadOnlyList<DispatchPart> Parts);
+
+/// <summary>
+/// One part of a dispatch record: the recipients (indexes into the record's envelope) that share a verdict, and the
+/// queue ids its results get, chosen before the 250 so that redoing a part after a crash finds what was already done.
+/// </summary>
+public sealed record DispatchPart(string QueueId, IReadOnlyList<int> Recipients, Policy.VerdictAction Action, string Rule, string Reason,
+    string? SubjectTag = null, string? BounceQueueId = null)
+{
+    public Policy.Verdict Verdict => new(Action, Rule, Reason, SubjectTag);
 }
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.CamelCase, UseStringEnumConverter = true)]

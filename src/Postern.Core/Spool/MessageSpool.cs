@@ -115,7 +115,11 @@ public sealed partial class MessageSpool : IAsyncDisposable
                 DeleteSegment(segment);
             }
         }
+        MessageFinished?.Invoke(message);
     }
+
+    /// <summary>Raised when a message's last recipient is finished (it no longer counts against its tenant's spool bytes).</summary>
+    public event Action<SpooledMessage>? MessageFinished;
 
     /// <summary>The stored message bytes, as a seekable stream.</summary>
     public Stream OpenBody(SpooledMessage message)

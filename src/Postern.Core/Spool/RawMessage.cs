@@ -10,9 +10,6 @@ namespace Postern.Core.Spool;
 /// </summary>
 public sealed class RawMessage : IDisposable
 {
-    /// <summary>How much of a stored message may be header section; the relay refuses larger ones at receive time.</summary>
-    public const int MaxHeaderSection = 2 * 1024 * 1024;
-
     private readonly List<byte[]> _fields;
     private readonly List<string?> _names;
     private readonly Stream _source;
@@ -49,7 +46,7 @@ public sealed class RawMessage : IDisposable
         if (!stream.CanSeek)
             throw new ArgumentException("The message stream must be seekable.", nameof(stream));
         var start = stream.Position;
-        var length = (int)Math.Min(stream.Length - start, MaxHeaderSection);
+        var length = (int)Math.Min(stream.Length - start, HeaderSection.MaxStoredLength);
         ArraySegment<byte> prefix;
         if (stream is MemoryStream memory && memory.TryGetBuffer(out var buffer))
         {
@@ -91,12 +88,7 @@ public sealed class RawMessage : IDisposable
     }
 
     /// <summary>The value of field <paramref name="index"/> after the colon, unfolded (line ends removed), decoded as UTF-8.</summary>
-    public string ValueOf(int index)
-    {
-        var field = _fields[index];
-        var colon = Array.IndexOf(field, (byte)':');
-        return colon < 0 ? "" : Encoding.UTF8.GetString(field, colon + 1, field.Length - colon - 1).Replace("\r", "").Replace("\n", "");
-    }
+    public string ValueOf(int index) => HeaderSection.ValueOf(_fields[index]);
 
     /// <summary>Values of every field named <paramref name="name"/>, top to bottom.</summary>
     public IEnumerable<string> Values(string name) => IndexesOf(name).Select(ValueOf);
@@ -201,56 +193,16 @@ public sealed class RawMessage : IDisposable
         return false;
     }
 
-    private static string? NameOf(byte[] field)
-    {
-        var colon = Array.IndexOf(field, (byte)':');
-        if (colon <= 0)
-            return null;
-        var name = field.AsSpan(0, colon).TrimEnd(" \t"u8);
-        return name.Length == 0 || name.IndexOfAny(" \t\r\n"u8) >= 0 ? null : Encoding.ASCII.GetString(name);
-    }
+    private static string? NameOf(byte[] field) => HeaderSection.NameOf(field);
 
-    /// <summary>
-    /// Splits a header section into fields: a field is a line and the lines after it that start with
-    /// space or tab. Every byte lands in a field, so nothing is lost. Returns where the section ends and
-    /// the length of the empty line that ends it (0 when there is none).
-    /// </summary>
+    /// <summary>The header section's fields as separate arrays (they are edited), where the section ends and its empty line.</summary>
     private static (List<byte[]> Fields, int End, int Separator) SplitFields(ReadOnlySpan<byte> data, bool complete)
     {
-        var fields = new List<byte[]>();
-        var position = 0;
-        var fieldStart = 0;
-        while (position < data.Length)
-        {
-            var rest = data[position..];
-            var separator = rest.StartsWith("\r\n"u8) ? 2 : rest[0] == '\n' ? 1 : 0;
-            if (separator > 0)
-            {
-                Close(fields, data, fieldStart, position);
-                return (fields, position, separator);
-            }
-            if (position > fieldStart && rest[0] is not ((byte)' ' or (byte)'\t'))
-            {
-                Close(fields, data, fieldStart, position);
-                fieldStart = position;
-            }
-            var lf = rest.IndexOf((byte)'\n');
-            if (lf < 0)
-            {
-                // A last line without a line end: all header when the message ends here, else where the body begins.
-                if (complete)
-                    position = data.Length;
-                break;
-            }
-            position += lf + 1;
-        }
-        Close(fields, data, fieldStart, position);
-        return (fields, position, 0);
-    }
-
-    private static void Close(List<byte[]> fields, ReadOnlySpan<byte> data, int start, int end)
-    {
-        if (end > start)
-            fields.Add(data[start..end].ToArray());
+        var ranges = new List<HeaderField>();
+        var (end, separator, _) = HeaderSection.Scan(data, complete, ranges);
+        var fields = new List<byte[]>(ranges.Count);
+        foreach (var range in ranges)
+            fields.Add(data[range.Start..range.End].ToArray());
+        return (fields, end, separator);
     }
 }

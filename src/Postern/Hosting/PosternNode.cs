@@ -28,6 +28,7 @@ public sealed class PosternNode : IAsyncDisposable
     private MessageSpool? _spool;
     private SmtpDeliveryAgent? _agent;
     private DeliveryScheduler? _scheduler;
+    private DispatchFinisher? _finisher;
     private SmtpServer? _server;
 
     public PosternNode(PosternOptions options, ILoggerFactory loggerFactory)
@@ -60,11 +61,23 @@ public sealed class PosternNode : IAsyncDisposable
             _loggerFactory.CreateLogger<DeliveryScheduler>(), signer);
         var quarantine = new Core.Quarantine.QuarantineStore(_database, _options.DataDir);
         var releases = new QuarantineReleaseWatcher(quarantine, _spool, _scheduler, _trace, _loggerFactory.CreateLogger<QuarantineReleaseWatcher>());
+        // Dispatch records are split into their parts by the finisher; everything else is delivered.
+        var records = recovered.Where(m => m.Envelope.Dispatch is not null).ToList();
+        var deliverable = recovered.Where(m => m.Envelope.Dispatch is null).ToList();
+        var tenantLimits = new TenantLimits(_options.TenantLimits, _spool);
+        foreach (var message in recovered)
+            tenantLimits.Stored(message);
+        _finisher = new DispatchFinisher(new CleanupStage(_options), _spool, _scheduler, quarantine, tenantLimits, _trace, _loggerFactory.CreateLogger<DispatchFinisher>())
+        {
+            PauseAfterFirstPart = Environment.GetEnvironmentVariable("POSTERN_TEST_FAULT") == "dispatch-pause-after-first-part",
+        };
         // Before delivery starts: a release a crash interrupted is settled by whether its copy is among the recovered.
-        releases.RecoverInterruptedReleases(recovered);
-        _scheduler.Start(recovered);
+        releases.RecoverInterruptedReleases(deliverable);
+        _scheduler.Start(deliverable);
+        _finisher.Recover(records, recovered.Select(m => m.QueueId).ToHashSet(StringComparer.Ordinal));
+        _finisher.Run();
 
-        var handler = new RelayTransactionHandler(_options, routing, _spool, _scheduler, CreateScanner(dns, signer.AuthservId), quarantine, _trace,
+        var handler = new RelayTransactionHandler(_options, routing, _spool, _scheduler, CreateScanner(dns, signer.AuthservId), _finisher, tenantLimits, _trace,
             _loggerFactory.CreateLogger<RelayTransactionHandler>());
         var listeners = _options.Listeners.Select(l => new SmtpListenerOptions
         {
@@ -144,6 +157,8 @@ public sealed class PosternNode : IAsyncDisposable
         catch (OperationCanceledException)
         {
         }
+        if (_finisher is not null)
+            await _finisher.DisposeAsync().ConfigureAwait(false);
         if (_scheduler is not null)
             await _scheduler.DisposeAsync().ConfigureAwait(false);
         if (_agent is not null)

@@ -1,4 +1,6 @@
 using Microsoft.Extensions.Logging.Abstractions;
+using Postern.Core.Configuration;
+using Postern.Core.Relay;
 using Postern.Core.Scanning;
 using Postern.Core.Spool;
 using Postern.Core.Tenants;
@@ -52,7 +54,7 @@ public sealed class ScanningPipelineTests : IDisposable
         };
         var content = new MessageContent(_spill);
         content.WriteAsync(message, default).AsTask().GetAwaiter().GetResult();
-        return new ScanRequest(envelope, tenant, content, table);
+        return new ScanRequest(envelope, tenant, new CleanupStage(new PosternOptions()).Clean(HeaderSection.Parse(message, complete: true), content), table);
     }
 
     /// <summary>An engine that yields many times while "reading", so another engine started meanwhile would overlap it.</summary>

@@ -31,7 +31,7 @@ public abstract class LoopbackProxy : IAsyncDisposable
         _acceptLoop = AcceptLoopAsync();
     }
 
-    /// <summary>Sees bytes on their way from the server to the client, in order, one connection at a time.</summary>
+    /// <summary>Sees bytes on their way through the proxy, in order, one connection and direction at a time.</summary>
     protected delegate void BytesObserver(ReadOnlySpan<byte> data);
 
     /// <summary>The port the client connects to.</summary>
@@ -57,6 +57,9 @@ public abstract class LoopbackProxy : IAsyncDisposable
 
     /// <summary>An observer for one new connection's server-to-client bytes; null to watch nothing.</summary>
     protected virtual BytesObserver? ObserveServerReplies() => null;
+
+    /// <summary>An observer for one new connection's client-to-server bytes; null to watch nothing.</summary>
+    protected virtual BytesObserver? ObserveClientBytes() => null;
 
     public async ValueTask DisposeAsync()
     {
@@ -115,7 +118,7 @@ public abstract class LoopbackProxy : IAsyncDisposable
             {
                 return; // server down: the client sees the connection close
             }
-            var toServer = PumpAsync(client, upstream, null, session.Token);
+            var toServer = PumpAsync(client, upstream, ObserveClientBytes(), session.Token);
             var toClient = PumpAsync(upstream, client, ObserveServerReplies(), session.Token);
             await Task.WhenAny(toServer, toClient);
             // One direction ended: close both so the other pump and the peers notice.
