@@ -35,6 +35,13 @@ public interface IMessageWriter : IAsyncDisposable
     /// </summary>
     ValueTask<SmtpReply?> HeaderSectionCompleteAsync(CancellationToken cancellationToken) => ValueTask.FromResult<SmtpReply?>(null);
 
+    /// <summary>
+    /// The server itself refused the content (bare CR or LF, a line too long, the message or its header section too
+    /// large) with <paramref name="reply"/>; called once, just before <c>DisposeAsync</c>, so the handler can record
+    /// why a message it never completes was refused. Not called for the writer's own refusals or failures.
+    /// </summary>
+    ValueTask ContentRefusedAsync(SmtpReply reply, CancellationToken cancellationToken) => ValueTask.CompletedTask;
+
     /// <summary>All content received. The reply is the one sent for DATA / BDAT LAST; a 250 must mean the message is safe.</summary>
     ValueTask<SmtpReply> CompleteAsync(CancellationToken cancellationToken);
 }

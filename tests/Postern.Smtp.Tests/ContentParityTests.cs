@@ -65,6 +65,8 @@ public sealed class ContentParityTests
     {
         var (byData, dataMessage) = await SendByDataAsync(content);
         Assert.Equal(expected, byData);
+        // A refusal of the server's own is told to the writer (so the relay can trace it), by DATA and BDAT alike.
+        Assert.Equal(dataMessage.Completed ? null : expected, dataMessage.RefusedWith);
         // Down to 1-octet chunks, but at most 80 chunks: the pipelined rest after a refusal counts as commands without progress.
         foreach (var chunk in new[] { 1, 7, 4096, 100_000 }.Select(c => Math.Max(c, content.Length / 80 + 1)).Distinct())
         {
@@ -72,6 +74,7 @@ public sealed class ContentParityTests
             Assert.Equal(expected, byBdat);
             Assert.Equal(dataMessage.Completed, bdatMessage.Completed);
             Assert.True(bdatMessage.Completed || bdatMessage.Disposed);
+            Assert.Equal(dataMessage.RefusedWith, bdatMessage.RefusedWith);
             if (bdatMessage.Completed)
                 Assert.Equal(dataMessage.Content, bdatMessage.Content);
         }
@@ -90,6 +93,7 @@ public sealed class ContentParityTests
         foreach (var (reply, message) in new[] { (byData, dataMessage), (byBdat, bdatMessage) })
         {
             Assert.Equal("550 5.7.1 Relaying denied", reply);
+            Assert.Null(message.RefusedWith); // the writer's own refusal is not told back to it
             Assert.True(message.Disposed);
             Assert.False(message.Completed);
             Assert.InRange(message.HeaderSectionSeenAt!.Value, headerLength, headerLength + 16_384); // the read holding the empty line, no more

@@ -2,7 +2,7 @@ using Postern.Smtp;
 
 namespace Postern.Core.Relay;
 
-// The relay key, checked as soon as the header section is in.
+// While the content arrives: the relay key, checked as soon as the header section is in; refusals of the SMTP server itself.
 internal sealed partial class RelayMessageWriter
 {
     /// <summary>
@@ -20,5 +20,13 @@ internal sealed partial class RelayMessageWriter
         return relay.Authenticate.Run(headers, transaction, relay.Routing.Current, out var refusal) is null
             ? ValueTask.FromResult<SmtpReply?>(Refuse(headers, refusal!))
             : ValueTask.FromResult<SmtpReply?>(null);
+    }
+
+    /// <summary>The SMTP server refused the content itself (bare line ends, line length, size): recorded in the trace like any refusal.</summary>
+    public ValueTask ContentRefusedAsync(SmtpReply reply, CancellationToken cancellationToken)
+    {
+        var headers = ReadHeaderSection(whileReceiving: true);
+        Refuse(headers, new Refusal(reply, "refused by the SMTP server: " + reply.Text));
+        return ValueTask.CompletedTask;
     }
 }

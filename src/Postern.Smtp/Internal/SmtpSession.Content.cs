@@ -137,6 +137,7 @@ internal sealed partial class SmtpSession
         }
         if (!_content.AdmitChunk(size))
         {
+            await TellRefusedAsync(_content.Failure!).ConfigureAwait(false);
             return await FailBdatAsync(command, size, _content.Failure!).ConfigureAwait(false);
         }
         var received = await ReceiveChunkAsync(size, keep: true).ConfigureAwait(false);
@@ -232,7 +233,10 @@ internal sealed partial class SmtpSession
             var check = _content.Check(segment.Span);
             if (check == ContentCheck.Failed)
             {
-                await FailContentAsync(_content.Failure!).ConfigureAwait(false);
+                // The writer still gets the piece that failed (one read, bounded), so the refusal it hears next can be
+                // recorded with the message's header fields; it is disposed straight after and stores nothing.
+                await TryWriteAsync(writer, segment).ConfigureAwait(false);
+                await FailContentAsync(_content.Failure!, byServer: true).ConfigureAwait(false);
                 return;
             }
             if (!await TryWriteAsync(writer, segment).ConfigureAwait(false))
@@ -254,7 +258,7 @@ internal sealed partial class SmtpSession
     {
         if (_contentFailure is null && _content.Complete() is { } failure)
         {
-            await FailContentAsync(failure).ConfigureAwait(false);
+            await FailContentAsync(failure, byServer: true).ConfigureAwait(false);
         }
         if (_contentFailure is { } refused)
         {
@@ -267,15 +271,39 @@ internal sealed partial class SmtpSession
         return await CompleteAsync(writer).ConfigureAwait(false);
     }
 
-    /// <summary>The message is refused: drop the writer now and remember the reply for the end of its content.</summary>
-    private async ValueTask FailContentAsync(SmtpReply reply)
+    /// <summary>
+    /// The message is refused: drop the writer now and remember the reply for the end of its content. When the server's
+    /// own checks refused it (<paramref name="byServer"/>), the writer hears why first, so the refusal can be recorded.
+    /// </summary>
+    private async ValueTask FailContentAsync(SmtpReply reply, bool byServer = false)
     {
         Log.ContentRefused(_logger, Info.SessionId, reply.Text);
+        if (byServer)
+        {
+            await TellRefusedAsync(reply).ConfigureAwait(false);
+        }
         _contentFailure = reply;
         if (_messageWriter is { } writer)
         {
             _messageWriter = null;
             await DisposeWriterAsync(writer).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Tells the current writer, if any, that the server refused its content with <paramref name="reply"/>.</summary>
+    private async ValueTask TellRefusedAsync(SmtpReply reply)
+    {
+        if (_messageWriter is not { } writer)
+        {
+            return;
+        }
+        try
+        {
+            await writer.ContentRefusedAsync(reply, SessionToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (IsHandlerFault(ex))
+        {
+            Log.HandlerFailed(_logger, ex, Info.SessionId, "ContentRefusedAsync");
         }
     }
 

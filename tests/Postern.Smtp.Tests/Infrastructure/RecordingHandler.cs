@@ -21,6 +21,9 @@ internal sealed class ReceivedMessage
     /// <summary>How much content had been written when the server said the header section was complete; null if it never did.</summary>
     public int? HeaderSectionSeenAt { get; set; }
 
+    /// <summary>The reply the server told the writer it refused the content with; null if it never did.</summary>
+    public string? RefusedWith { get; set; }
+
     public byte[] Content
     {
         get
@@ -118,6 +121,16 @@ internal sealed class RecordingHandler : ISmtpTransactionHandler
                 throw new InvalidOperationException("Write after the writer ended.");
             }
             message.Append(data.Span);
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask ContentRefusedAsync(SmtpReply reply, CancellationToken cancellationToken)
+        {
+            if (message.RefusedWith is not null || message.Completed || message.Disposed)
+            {
+                throw new InvalidOperationException("Told of a refusal twice, or after the writer ended.");
+            }
+            message.RefusedWith = reply.ToString();
             return ValueTask.CompletedTask;
         }
 
