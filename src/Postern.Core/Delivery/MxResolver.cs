@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
 using Postern.Core.Authentication;
-using Postern.Core.Configuration;
 using Postern.Core.Tenants;
 
 namespace Postern.Core.Delivery;
@@ -15,12 +14,6 @@ public sealed class MxResolver
     private readonly IDnsResolver _dns;
 
     public MxResolver(IDnsResolver dns) => _dns = dns;
-
-    /// <summary>Asks the servers of <paramref name="options"/> (the system's when none are set).</summary>
-    public MxResolver(DnsOptions options)
-        : this(new DnsClientResolver(options, retries: 2))
-    {
-    }
 
     /// <summary>MX host names by preference (lowest first); empty when the domain has none or does not exist.</summary>
     public async Task<IReadOnlyList<string>> LookupMxAsync(string domain, CancellationToken cancellationToken)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Postern.Core;
+using Postern.Core.Authentication;
 using Postern.Core.Configuration;
 using Postern.Core.Delivery;
 using Postern.Core.Tenants;
@@ -54,13 +55,13 @@ public static class DomainCommands
             var store = cli.Tenants(result);
             var t = store.GetTenant(result.GetValue(tenant)!);
             var domain = DomainName.Parse(result.GetValue(name)!);
-            var resolver = new MxResolver(new DnsOptions { Servers = [.. result.GetValue(dns) ?? []] });
+            var resolver = new MxResolver(new DnsClientResolver(new DnsOptions { Servers = [.. result.GetValue(dns) ?? []] }));
             IReadOnlyList<string> hosts;
             try
             {
                 hosts = await resolver.LookupMxAsync(domain, cancellationToken);
             }
-            catch (Exception ex) when (ex is DnsLookupFailedException or DnsClient.DnsResponseException)
+            catch (DnsLookupFailedException ex)
             {
                 throw new PosternException($"cannot look up the MX of '{domain}': {ex.Message}");
             }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text;
 using Microsoft.Extensions.Logging.Abstractions;
+using Postern.Core.Authentication;
 using Postern.Core.Certificates;
 using Postern.Core.Configuration;
 using Postern.Core.Delivery;
@@ -216,7 +217,7 @@ public sealed class DispatchStageTests : IAsyncLifetime
             _recovered = Spool.Recover();
             Spool.Start();
             _trace = new TraceWriter(_database, NullLogger<TraceWriter>.Instance);
-            var mx = new MxResolver(_options.Dns);
+            var mx = new MxResolver(new DnsClientResolver(_options.Dns));
             _agent = new SmtpDeliveryAgent(_options, mx, NullLogger<SmtpDeliveryAgent>.Instance);
             var routing = new RoutingTableSource(new TenantStore(_database), NullLogger<RoutingTableSource>.Instance);
             routing.Load();
