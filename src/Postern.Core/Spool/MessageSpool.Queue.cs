@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 
@@ -68,7 +67,7 @@ public sealed partial class MessageSpool : IQueueStore
     public void Release(SpooledMessage message, DateTimeOffset notBefore)
     {
         message.CachedBody = null;
-        Park(Waiting.For(message), notBefore);
+        Park(new Waiting(message), notBefore);
     }
 
     public int MakeDue(string queueId)
@@ -104,84 +103,29 @@ public sealed partial class MessageSpool : IQueueStore
     /// A released message as a reference to its record: where its envelope and body are, which recipients are
     /// done, and how many attempts were made. A new version makes older queue references to it stale.
     /// </summary>
-    private sealed class Waiting
+    private sealed class Waiting(SpooledMessage message)
     {
-        private Envelope? _envelope;
-
-        private Waiting(SpooledMessage message)
-        {
-            QueueId = message.QueueId;
-            TenantId = message.Envelope.TenantId;
-            Segment = message.Segment;
-            BodyOffset = message.BodyOffset;
-            BodyLength = message.BodyLength;
-            Attempts = message.Attempts;
-            Finished = message.FinishedRecipients.ToArray();
-        }
-
-        public string QueueId { get; }
-        public Guid TenantId { get; }
-        public SpoolSegment Segment { get; }
-        public long BodyOffset { get; }
-        public long BodyLength { get; }
-        public int Attempts { get; }
-        public int[] Finished { get; }
+        public string QueueId { get; } = message.QueueId;
+        public Guid TenantId { get; } = message.Envelope.TenantId;
+        public SpoolSegment Segment { get; } = message.Segment;
+        public long BodyOffset { get; } = message.BodyOffset;
+        public long BodyLength { get; } = message.BodyLength;
+        public int EnvelopeLength { get; } = message.EnvelopeLength;
+        public int Attempts { get; } = message.Attempts;
+        public int[] Finished { get; } = message.FinishedRecipients.ToArray();
         public long Version { get; set; }
-
-        /// <summary>Length of the envelope JSON, which ends where the body begins; 0 when the envelope is kept in memory.</summary>
-        private int EnvelopeLength { get; set; }
-
-        /// <summary>
-        /// The record's header is checked against the envelope's length before the envelope is let go, so a read-back
-        /// can never land elsewhere; in the unlikely case it does not match, the envelope stays in memory.
-        /// </summary>
-        public static Waiting For(SpooledMessage message)
-        {
-            var entry = new Waiting(message);
-            var length = JsonSerializer.SerializeToUtf8Bytes(message.Envelope, SpoolJsonContext.Default.Envelope).Length;
-            if (entry.HeaderMatches(length))
-                entry.EnvelopeLength = length;
-            else
-                entry._envelope = message.Envelope;
-            return entry;
-        }
 
         public SpooledMessage ReadBack()
         {
-            var envelope = _envelope;
-            if (envelope is null)
+            var json = new byte[EnvelopeLength];
+            using (var handle = File.OpenHandle(Segment.SegmentPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete))
             {
-                var json = new byte[EnvelopeLength];
-                using var handle = OpenSegment();
                 if (RandomAccess.Read(handle, json, BodyOffset - EnvelopeLength) < json.Length)
                     throw new IOException($"the record of {QueueId} is shorter than its header says");
-                envelope = JsonSerializer.Deserialize(json, SpoolJsonContext.Default.Envelope)
-                    ?? throw new JsonException($"the envelope of {QueueId} is empty");
             }
-            return new SpooledMessage(envelope, Segment, BodyOffset, BodyLength, Finished) { Attempts = Attempts };
+            var envelope = JsonSerializer.Deserialize(json, SpoolJsonContext.Default.Envelope)
+                ?? throw new JsonException($"the envelope of {QueueId} is empty");
+            return new SpooledMessage(envelope, EnvelopeLength, Segment, BodyOffset, BodyLength, Finished) { Attempts = Attempts };
         }
-
-        private bool HeaderMatches(int envelopeLength)
-        {
-            var start = BodyOffset - envelopeLength - HeaderSize;
-            if (start < 0)
-                return false;
-            var header = new byte[HeaderSize];
-            try
-            {
-                using var handle = OpenSegment();
-                return RandomAccess.Read(handle, header, start) == HeaderSize
-                    && header.AsSpan(0, Magic.Length).SequenceEqual(Magic)
-                    && BinaryPrimitives.ReadInt32LittleEndian(header.AsSpan(4)) == envelopeLength
-                    && BinaryPrimitives.ReadInt64LittleEndian(header.AsSpan(8)) == BodyLength;
-            }
-            catch (IOException)
-            {
-                return false;
-            }
-        }
-
-        private Microsoft.Win32.SafeHandles.SafeFileHandle OpenSegment() =>
-            File.OpenHandle(Segment.SegmentPath, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
     }
 }

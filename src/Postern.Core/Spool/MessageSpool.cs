@@ -207,7 +207,7 @@ public sealed partial class MessageSpool : IAsyncDisposable
                 foreach (var piece in request.Content.Segments(request.ContentOffset))
                     writer.Add(piece);
             writer.Add(Trailer);
-            var message = new SpooledMessage(request.Envelope, segment, bodyOffset, bodyLength);
+            var message = new SpooledMessage(request.Envelope, request.EnvelopeJson.Length, segment, bodyOffset, bodyLength);
             if (bodyLength <= CacheLimit)
                 message.CachedBody = CopyBody(request, bodyLength);
             stored.Add(message);
@@ -372,7 +372,7 @@ public sealed partial class MessageSpool : IAsyncDisposable
             var envelope = JsonSerializer.Deserialize(json, SpoolJsonContext.Default.Envelope)!;
             if (!done.TryGetValue(envelope.QueueId, out var finished) || finished is not null)
             {
-                var message = new SpooledMessage(envelope, segment, position + HeaderSize + envelopeLength, bodyLength, finished);
+                var message = new SpooledMessage(envelope, envelopeLength, segment, position + HeaderSize + envelopeLength, bodyLength, finished);
                 if (message.PendingRecipients.Count > 0)
                     result.Add(message);
             }

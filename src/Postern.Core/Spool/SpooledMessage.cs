@@ -9,9 +9,10 @@ public sealed class SpooledMessage
     private readonly object _gate = new();
     private readonly HashSet<int> _finished;
 
-    internal SpooledMessage(Envelope envelope, SpoolSegment segment, long bodyOffset, long bodyLength, IEnumerable<int>? finished = null)
+    internal SpooledMessage(Envelope envelope, int envelopeLength, SpoolSegment segment, long bodyOffset, long bodyLength, IEnumerable<int>? finished = null)
     {
         Envelope = envelope;
+        EnvelopeLength = envelopeLength;
         Segment = segment;
         BodyOffset = bodyOffset;
         BodyLength = bodyLength;
@@ -24,6 +25,9 @@ public sealed class SpooledMessage
 
     internal SpoolSegment Segment { get; }
     internal long BodyOffset { get; }
+
+    /// <summary>Length of the envelope JSON in the record, which ends where the body begins: what a read-back reads.</summary>
+    internal int EnvelopeLength { get; }
 
     /// <summary>The stored bytes, kept in memory for small messages until delivery is done.</summary>
     internal byte[]? CachedBody { get; set; }

@@ -93,6 +93,27 @@ public sealed class SpoolQueueStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_message_recovered_after_a_restart_is_released_and_read_back_from_its_record()
+    {
+        var stored = await StoreAsync(_spool, TenantA, "Subject: recovered\r\n\r\nbody\r\n", recipients: 2);
+        _spool.Finish(stored, [0]);
+        await _spool.DisposeAsync();
+        _spool = new MessageSpool(_dir, NullLogger<MessageSpool>.Instance);
+        var recovered = Assert.Single(_spool.Recover());
+        _spool.Start();
+        IQueueStore store = _spool;
+        var now = DateTimeOffset.UtcNow;
+
+        store.Release(recovered, now);
+        var claimed = Assert.Single(store.Claim(now, 1));
+
+        Assert.Equal(stored.Envelope.Recipients, claimed.Envelope.Recipients);
+        Assert.Equal([1], claimed.PendingRecipients);
+        using var body = new StreamReader(store.OpenBody(claimed), Encoding.ASCII);
+        Assert.Equal("Subject: recovered\r\n\r\nbody\r\n", body.ReadToEnd());
+    }
+
+    [Fact]
     public async Task Claims_take_tenants_in_turn_and_never_more_than_asked()
     {
         IQueueStore store = _spool;
