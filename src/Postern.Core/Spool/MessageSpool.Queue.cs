@@ -34,16 +34,18 @@ public sealed partial class MessageSpool : IQueueStore
                 if (IsCurrent(timed))
                     _due.Enqueue(timed.Entry.TenantId, timed);
             }
-            while (claimed.Count < max && _due.TryDequeue(tenant => !full.Contains(tenant), out var due))
+            while (claimed.Count < max && _due.TryPeek(tenant => !full.Contains(tenant), out var due))
             {
-                if (!IsCurrent(due))
-                    continue;
-                if (admit is not null && !admit(due.Entry.TenantId))
+                var current = IsCurrent(due);
+                if (current && admit is not null && !admit(due.Entry.TenantId))
                 {
+                    // The tenant has its share: its oldest message stays first in its line for the next claim.
                     full.Add(due.Entry.TenantId);
-                    _due.Enqueue(due.Entry.TenantId, due);
                     continue;
                 }
+                _due.TryDequeue(out _);
+                if (!current)
+                    continue;
                 _waitingById.Remove(due.Entry.QueueId);
                 claimed.Add(due.Entry);
             }

@@ -42,14 +42,20 @@ internal sealed class TenantRoundRobin<T>
         return true;
     }
 
-    /// <summary>Like <see cref="TryDequeue(out T)"/>, passing over tenants that are not <paramref name="eligible"/> (they keep their turn).</summary>
-    public bool TryDequeue(Func<Guid, bool> eligible, out T item)
+    /// <summary>
+    /// The oldest item of the first tenant in turn that is <paramref name="eligible"/>, left in place: tenants passed
+    /// over keep their place in line, and the next <see cref="TryDequeue(out T)"/> takes this item.
+    /// </summary>
+    public bool TryPeek(Func<Guid, bool> eligible, out T item)
     {
         for (var tried = _turns.Count; tried > 0; tried--)
         {
             var tenant = _turns.Peek();
             if (eligible(tenant))
-                return TryDequeue(out item);
+            {
+                item = _byTenant[tenant].Peek();
+                return true;
+            }
             _turns.Enqueue(_turns.Dequeue());
         }
         item = default!;

@@ -120,10 +120,13 @@ public sealed class DestinationQueuesTests : IDisposable
         queue.Enqueue(TenantA, "a1");
         queue.Enqueue(TenantB, "b1");
         queue.Enqueue(TenantB, "b2");
-        Assert.True(queue.TryDequeue(t => t != TenantA, out var first));
-        Assert.True(queue.TryDequeue(t => t != TenantA, out var second));
-        Assert.False(queue.TryDequeue(t => t != TenantA, out _));
+        Assert.True(queue.TryPeek(t => t != TenantA, out var first));
+        Assert.True(queue.TryDequeue(out var taken));
+        Assert.True(queue.TryPeek(t => t != TenantA, out var second));
+        Assert.True(queue.TryDequeue(out var taken2));
+        Assert.False(queue.TryPeek(t => t != TenantA, out _));
         Assert.Equal(("b1", "b2"), (first, second));
+        Assert.Equal((first, second), (taken, taken2));
         Assert.True(queue.TryDequeue(out var last));
         Assert.Equal("a1", last);
     }

@@ -145,6 +145,27 @@ public sealed class SpoolQueueStoreTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_tenant_refused_admission_is_claimed_later_in_the_order_its_messages_were_queued()
+    {
+        IQueueStore store = _spool;
+        var now = DateTimeOffset.UtcNow;
+        var alpha = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            var message = await StoreAsync(store, TenantA, $"message {i}");
+            alpha.Add(message.QueueId);
+            store.Release(message, now.AddMilliseconds(i));
+        }
+        var due = now.AddSeconds(1);
+
+        // Alpha has its share in memory for three claims in a row (the scheduler claims every 200 ms).
+        for (var i = 0; i < 3; i++)
+            Assert.Empty(store.Claim(due, 10, _ => false));
+
+        Assert.Equal(alpha, store.Claim(due, 10).Select(m => m.QueueId));
+    }
+
+    [Fact]
     public async Task Make_due_brings_a_deferred_message_forward_once()
     {
         IQueueStore store = _spool;
