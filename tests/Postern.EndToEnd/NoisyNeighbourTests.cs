@@ -82,6 +82,48 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
     }
 
     [Fact]
+    public async Task A_tenant_mailing_many_domains_behind_one_shared_mx_host_does_not_hold_back_the_others_mail()
+    {
+        const int Domains = 40;
+        const int Copies = 5;
+        const int Messages = 10;
+        // Every domain's MX is mx.sink.test (a hosted-mail provider): one connection budget for all of them, and
+        // alpha's newsletter to forty of its domains wants ten times that budget at once.
+        var internet = Own(await SmtpSink.StartAsync(Directory, "internet", extraArguments: ["-w", "1"]));
+        var tenantMtas = Own(await SmtpSink.StartAsync(Directory, "tenant-mtas"));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
+        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tenantMtas.Port}");
+        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{tenantMtas.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            MxPort = internet.Port,
+            DnsServers = [dns.EndPoint],
+            MaxConnectionsPerDestination = 4,
+        };
+        await Postern.StartServeAsync(config);
+
+        var recipients = string.Join(',', Enumerable.Range(0, Domains).Select(i => $"someone@customer{i}.test"));
+        for (var i = 0; i < Copies; i++)
+        {
+            var sent = await Swaks.SendAsync(config.First.Port, "news@alpha.test", recipients, "alpha newsletter", "--add-header", alpha.KeyHeader);
+            Assert.True(sent.QueueId is not null, sent.ToString());
+        }
+        var clock = Stopwatch.StartNew();
+        await SendAsync(config.First.Port, bravo, "clerk@bravo.test", "someone@remote.test", Messages, "bravo invoice");
+
+        int From(string domain) => internet.Messages().Count(m => m.Complete && m.MailFromArgs.Contains("@" + domain + ">", StringComparison.Ordinal));
+        await Poll.UntilAsync(() => From("bravo.test") == Messages, TimeSpan.FromSeconds(60), $"bravo's {Messages} messages at the shared MX host", Diagnostics);
+        var alphaDelivered = From("alpha.test");
+        Output.WriteLine($"bravo's {Messages} messages delivered in {clock.Elapsed.TotalSeconds:0.0} s; alpha had {alphaDelivered} of {Domains * Copies} delivered by then");
+
+        // Taking turns at the host's connections, bravo waits for about as many of alpha's deliveries as it has itself.
+        Assert.True(alphaDelivered <= Domains * Copies / 4,
+            $"bravo's mail waited behind alpha's deliveries to the shared MX host: {alphaDelivered} of alpha's {Domains * Copies} were delivered before bravo's last");
+    }
+
+    [Fact]
     public async Task A_next_hop_that_never_sends_its_greeting_is_in_the_trace_as_a_timeout_and_its_queue_waits()
     {
         var (tarpit, bravoMta, alpha, bravo) = await HungAlphaAndBravoAsync();

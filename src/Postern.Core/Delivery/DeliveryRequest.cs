@@ -8,6 +8,10 @@ public sealed record DeliveryRequest
 {
     /// <summary>Servers in order: the first that accepts a connection is used, the others are fallbacks.</summary>
     public required IReadOnlyList<MtaAddress> Servers { get; init; }
+
+    /// <summary>Whose message it is: tenants take the connections to a shared server in turn.</summary>
+    public required Guid TenantId { get; init; }
+
     public required bool RequireTls { get; init; }
     public required X509Certificate2 ClientCertificate { get; init; }
     public required string MailFrom { get; init; }

@@ -378,6 +378,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         {
             QueueId = envelope.QueueId,
             Servers = servers,
+            TenantId = tenant.Id,
             RequireTls = route.ToTenant && _options.Delivery.RequireTls,
             ClientCertificate = _certificates.For(tenant.Region),
             MailFrom = envelope.MailFrom,

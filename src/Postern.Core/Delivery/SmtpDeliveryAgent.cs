@@ -17,7 +17,7 @@ namespace Postern.Core.Delivery;
 /// <summary>
 /// Delivers messages over SMTP with MailKit: the servers of a request in order, STARTTLS with the
 /// region certificate as client certificate, and connections kept open for reuse, at most
-/// <see cref="DeliveryOptions.MaxConnectionsPerDestination"/> to one server at a time. Every wait on the next hop
+/// <see cref="DeliveryOptions.MaxConnectionsPerDestination"/> to one server at a time, taken by tenants in turn. Every wait on the next hop
 /// has its own limit (<see cref="DeliveryOptions.ConnectTimeout"/>, <see cref="DeliveryOptions.GreetingTimeout"/>,
 /// <see cref="DeliveryOptions.CommandTimeout"/>, <see cref="DeliveryOptions.DataTimeout"/>), and a reply that
 /// never comes is reported as such ("timed out waiting for the greeting from …").
@@ -50,7 +50,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
             var pool = Lease(PoolKey(server, request));
             try
             {
-                await pool.Slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await pool.Slots.WaitAsync(request.TenantId, cancellationToken).ConfigureAwait(false);
             }
             catch
             {
@@ -388,7 +388,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     {
         private readonly ConcurrentStack<(RelaySmtpClient Client, DateTime Since)> _idle = new();
 
-        public SemaphoreSlim Slots { get; } = new(maxConnections, maxConnections);
+        public ConnectionSlots Slots { get; } = new(maxConnections);
 
         /// <summary>Deliveries holding or waiting for a slot; guarded by the agent's pool lock.</summary>
         public int Users { get; set; }
