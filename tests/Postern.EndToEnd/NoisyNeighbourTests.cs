@@ -158,6 +158,31 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
     }
 
     [Fact]
+    public async Task A_next_hop_that_takes_the_message_and_never_answers_its_end_is_in_the_trace_as_a_timeout()
+    {
+        var hung = Own(new TarpitMta(hangAfterData: true));
+        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{hung.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            DataTimeout = TimeSpan.FromSeconds(2),
+            RetryDelays = [TimeSpan.FromHours(1)],
+        };
+        await Postern.StartServeAsync(config);
+
+        var sent = await Swaks.SendAsync(config.First.Port, "sender@external.test", "user@alpha.test", "hung after data", "--add-header", alpha.KeyHeader);
+        Assert.True(sent.QueueId is not null, sent.ToString());
+
+        // Not "connection lost" or a bare "deferred": the administrator reads which reply never came, from whom, after how long.
+        var expected = $"timed out waiting for the reply to DATA from 127.0.0.1:{hung.Port} after 2 s";
+        var trace = await TraceQuery.WaitForAsync(Postern, sent.QueueId!, t => t.State == "deferred", diagnostics: Diagnostics);
+        var attempt = Assert.Single(trace.Attempts);
+        Assert.Equal(("deferred", expected), (attempt.Outcome, attempt.Reply));
+        Assert.Contains(expected, trace.Reason);
+    }
+
+    [Fact]
     public async Task A_backlog_larger_than_the_in_memory_queue_waits_in_the_spool_and_is_delivered_exactly_once()
     {
         const int Messages = 120;

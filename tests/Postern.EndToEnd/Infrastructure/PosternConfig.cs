@@ -45,6 +45,9 @@ public sealed class PosternConfig
     /// <summary>Postern:Delivery:GreetingTimeout; null keeps Postern's default (5 minutes) out of the file.</summary>
     public TimeSpan? GreetingTimeout { get; init; }
 
+    /// <summary>Postern:Delivery:DataTimeout; null keeps Postern's default (10 minutes) out of the file.</summary>
+    public TimeSpan? DataTimeout { get; init; }
+
     /// <summary>Postern:Delivery:MaxConnectionsPerDestination; null keeps Postern's default out of the file.</summary>
     public int? MaxConnectionsPerDestination { get; init; }
 
@@ -85,6 +88,8 @@ public sealed class PosternConfig
             delivery["MaxActiveMessagesPerTenant"] = perTenant;
         if (GreetingTimeout is { } greeting)
             delivery["GreetingTimeout"] = Span(greeting);
+        if (DataTimeout is { } data)
+            delivery["DataTimeout"] = Span(data);
         var postern = new JsonObject
         {
             ["HostName"] = HostName,
