@@ -327,36 +327,46 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             return new DeliveryPlan(null, refused, []);
         }
 
+        // Recipients of one domain share a lookup: the routing table is asked once per domain, not per recipient.
         var routes = new Dictionary<string, Route>(StringComparer.Ordinal);
+        var byDomain = new Dictionary<(bool ToTenant, string Domain), Route?>();
         foreach (var i in pending)
         {
             var recipient = envelope.Recipients[i];
-            string destination;
-            Func<CancellationToken, Task<IReadOnlyList<MtaAddress>>> servers;
             var toTenant = recipient.Route != RecipientRoute.Mx;
-            if (toTenant)
-            {
-                var domainName = recipient.Route == RecipientRoute.Tenant ? recipient.Domain : SenderDomain(envelope);
-                var domain = DomainName.Normalize(domainName) is { } normal ? table.FindDomain(normal) : null;
-                if (domain is null || domain.TenantId != tenant.Id)
-                {
-                    refused.Add((i, new RecipientResult(recipient.Address, RecipientOutcome.Failed, $"550 5.1.2 domain '{domainName}' is no longer a domain of tenant '{tenant.Name}'")));
-                    continue;
-                }
-                destination = "tenant:" + domain.Domain;
-                servers = _ => Task.FromResult(domain.Mtas);
-            }
+            var domainName = recipient.Route == RecipientRoute.ViaM365 ? SenderDomain(envelope) : recipient.Domain;
+            if (!byDomain.TryGetValue((toTenant, domainName), out var route))
+                byDomain[(toTenant, domainName)] = route = RouteTo(table, tenant, toTenant, domainName, routes);
+            if (route is null)
+                refused.Add((i, new RecipientResult(recipient.Address, RecipientOutcome.Failed, $"550 5.1.2 domain '{domainName}' is no longer a domain of tenant '{tenant.Name}'")));
             else
-            {
-                var domain = recipient.Domain.ToLowerInvariant();
-                destination = "mx:" + domain;
-                servers = ct => _mx.ResolveAsync(domain, _options.Delivery.MxPort, ct);
-            }
-            if (!routes.TryGetValue(destination, out var route))
-                routes[destination] = route = new Route(destination, toTenant, servers, new List<int>());
-            route.Indexes.Add(i);
+                route.Indexes.Add(i);
         }
         return new DeliveryPlan(tenant, refused, routes.Values.ToArray());
+    }
+
+    /// <summary>The route to a tenant domain's MTAs or to a domain's MX, shared by destination; null when the tenant no longer has the domain.</summary>
+    private Route? RouteTo(RoutingTable table, Tenant tenant, bool toTenant, string domainName, Dictionary<string, Route> routes)
+    {
+        string destination;
+        Func<CancellationToken, Task<IReadOnlyList<MtaAddress>>> servers;
+        if (toTenant)
+        {
+            var domain = DomainName.Normalize(domainName) is { } normal ? table.FindDomain(normal) : null;
+            if (domain is null || domain.TenantId != tenant.Id)
+                return null;
+            destination = "tenant:" + domain.Domain;
+            servers = _ => Task.FromResult(domain.Mtas);
+        }
+        else
+        {
+            var domain = domainName.ToLowerInvariant();
+            destination = "mx:" + domain;
+            servers = ct => _mx.ResolveAsync(domain, _options.Delivery.MxPort, ct);
+        }
+        if (!routes.TryGetValue(destination, out var route))
+            routes[destination] = route = new Route(destination, toTenant, servers, new List<int>());
+        return route;
     }
 
     private async Task<RouteResult> DeliverRouteAsync(Envelope envelope, Func<Stream> openMessage, Tenant tenant, Route route, CancellationToken cancellationToken)
