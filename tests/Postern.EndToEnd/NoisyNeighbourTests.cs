@@ -50,28 +50,13 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
         const int Backlog = 200;
         const int Messages = 10;
         // The shared next hop takes a second per message, four at a time: alpha's backlog needs almost a minute.
-        var internet = Own(await SmtpSink.StartAsync(Directory, "internet", extraArguments: ["-w", "1"]));
-        var tenantMtas = Own(await SmtpSink.StartAsync(Directory, "tenant-mtas"));
-        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
-        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tenantMtas.Port}");
-        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{tenantMtas.Port}");
-        var config = new PosternConfig
-        {
-            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
-            DeliveryRequireTls = false,
-            MxPort = internet.Port,
-            DnsServers = [dns.EndPoint],
-            MaxConnectionsPerDestination = 4,
-        };
-        await Postern.StartServeAsync(config);
+        var (internet, alpha, bravo, config) = await SharedSlowMxAsync();
 
         await SendAsync(config.First.Port, alpha, "news@alpha.test", "someone@remote.test", Backlog, "alpha newsletter");
         var clock = Stopwatch.StartNew();
         await SendAsync(config.First.Port, bravo, "clerk@bravo.test", "someone@remote.test", Messages, "bravo invoice");
 
-        int From(string domain) => internet.Messages().Count(m => m.Complete && m.MailFromArgs.Contains("@" + domain + ">", StringComparison.Ordinal));
-        await Poll.UntilAsync(() => From("bravo.test") == Messages, TimeSpan.FromSeconds(60), $"bravo's {Messages} messages at the shared MX", Diagnostics);
-        var alphaDelivered = From("alpha.test");
+        var alphaDelivered = await AlphaDeliveredWhenBravoIsAsync(internet, Messages);
         await AcceptedAsync("alpha newsletter", Backlog);
         await AcceptedAsync("bravo invoice", Messages);
         Output.WriteLine($"bravo's {Messages} messages delivered in {clock.Elapsed.TotalSeconds:0.0} s; alpha had {alphaDelivered} of {Backlog} delivered by then");
@@ -89,20 +74,7 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
         const int Messages = 10;
         // Every domain's MX is mx.sink.test (a hosted-mail provider): one connection budget for all of them, and
         // alpha's newsletter to forty of its domains wants ten times that budget at once.
-        var internet = Own(await SmtpSink.StartAsync(Directory, "internet", extraArguments: ["-w", "1"]));
-        var tenantMtas = Own(await SmtpSink.StartAsync(Directory, "tenant-mtas"));
-        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
-        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tenantMtas.Port}");
-        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{tenantMtas.Port}");
-        var config = new PosternConfig
-        {
-            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
-            DeliveryRequireTls = false,
-            MxPort = internet.Port,
-            DnsServers = [dns.EndPoint],
-            MaxConnectionsPerDestination = 4,
-        };
-        await Postern.StartServeAsync(config);
+        var (internet, alpha, bravo, config) = await SharedSlowMxAsync();
 
         var recipients = string.Join(',', Enumerable.Range(0, Domains).Select(i => $"someone@customer{i}.test"));
         for (var i = 0; i < Copies; i++)
@@ -113,9 +85,7 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
         var clock = Stopwatch.StartNew();
         await SendAsync(config.First.Port, bravo, "clerk@bravo.test", "someone@remote.test", Messages, "bravo invoice");
 
-        int From(string domain) => internet.Messages().Count(m => m.Complete && m.MailFromArgs.Contains("@" + domain + ">", StringComparison.Ordinal));
-        await Poll.UntilAsync(() => From("bravo.test") == Messages, TimeSpan.FromSeconds(60), $"bravo's {Messages} messages at the shared MX host", Diagnostics);
-        var alphaDelivered = From("alpha.test");
+        var alphaDelivered = await AlphaDeliveredWhenBravoIsAsync(internet, Messages);
         Output.WriteLine($"bravo's {Messages} messages delivered in {clock.Elapsed.TotalSeconds:0.0} s; alpha had {alphaDelivered} of {Domains * Copies} delivered by then");
 
         // Taking turns at the host's connections, bravo waits for about as many of alpha's deliveries as it has itself.
@@ -211,6 +181,34 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
             TimeSpan.FromSeconds(30), $"all {Messages} messages delivered in the trace", Diagnostics);
         Assert.Equal(Messages, sink.Count);
         Assert.Equal(Messages, delivered.Select(m => m.Mail.FirstReceivedId()).Distinct().Count());
+    }
+
+    /// <summary>Tenants alpha and bravo; every domain's MX is one smtp-sink (mx.sink.test) that takes a second per message, four connections at a time.</summary>
+    private async Task<(SmtpSink Internet, TestTenant Alpha, TestTenant Bravo, PosternConfig Config)> SharedSlowMxAsync()
+    {
+        var internet = Own(await SmtpSink.StartAsync(Directory, "internet", extraArguments: ["-w", "1"]));
+        var tenantMtas = Own(await SmtpSink.StartAsync(Directory, "tenant-mtas"));
+        var dns = Own(await DnsServer.StartAsync(Directory, DnsServer.CatchAllZone));
+        var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{tenantMtas.Port}");
+        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{tenantMtas.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            MxPort = internet.Port,
+            DnsServers = [dns.EndPoint],
+            MaxConnectionsPerDestination = 4,
+        };
+        await Postern.StartServeAsync(config);
+        return (internet, alpha, bravo, config);
+    }
+
+    /// <summary>Waits for bravo's <paramref name="messages"/> at the shared MX; returns how many of alpha's were there by then.</summary>
+    private async Task<int> AlphaDeliveredWhenBravoIsAsync(SmtpSink internet, int messages)
+    {
+        int From(string domain) => internet.Messages().Count(m => m.Complete && m.MailFromArgs.Contains("@" + domain + ">", StringComparison.Ordinal));
+        await Poll.UntilAsync(() => From("bravo.test") == messages, TimeSpan.FromSeconds(60), $"bravo's {messages} messages at the shared MX", Diagnostics);
+        return From("alpha.test");
     }
 
     /// <summary>Tenant alpha's MTA is a tarpit; tenant bravo's is an smtp-sink.</summary>
