@@ -21,12 +21,6 @@ internal sealed partial class RelayMessageWriter(RelayTransactionHandler relay, 
     {
         try
         {
-            if (transaction.HasBareLineEndings)
-            {
-                // A lone CR or LF is read as a line end by some servers and not by others: the basis of SMTP smuggling.
-                return Refuse(null, new Refusal(new SmtpReply(550, "5.6.0", "Message refused: bare CR or LF line endings (only CRLF is allowed)"),
-                    "bare CR or LF in the message"));
-            }
             var headers = ReadHeaderSection();
             if (!headers.Ended)
                 return Refuse(null, new Refusal(new SmtpReply(554, "5.6.0", "Header section too large"), "header section over 1 MB"));
