@@ -22,6 +22,7 @@ internal sealed partial class RelayMessageWriter(RelayTransactionHandler relay, 
         try
         {
             var headers = ReadHeaderSection();
+            // The host's SMTP server already refuses a longer section; this guards other hosts of the handler.
             if (!headers.Ended)
                 return Refuse(null, new Refusal(new SmtpReply(554, "5.6.0", "Header section too large"), "header section over 1 MB"));
 
