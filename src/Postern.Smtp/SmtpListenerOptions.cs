@@ -32,11 +32,4 @@ public sealed class SmtpListenerOptions
     /// any session work (RFC 5321 §3.1).
     /// </summary>
     public IReadOnlyList<IPNetwork> AllowedClientNetworks { get; init; } = [];
-
-    /// <summary>
-    /// Refuse content with a CR or LF that is not part of a CRLF, by DATA and BDAT alike, with
-    /// <c>550 5.6.0</c> (SMTP smuggling). When false such content is passed on and flagged in
-    /// <see cref="SmtpTransaction.HasBareLineEndings"/> for the handler to decide.
-    /// </summary>
-    public bool RefuseBareLineEndings { get; init; } = true;
 }

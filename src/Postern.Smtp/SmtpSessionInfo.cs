@@ -40,15 +40,6 @@ public sealed class SmtpTransaction
     /// <summary>Recipients the handler accepted, in order.</summary>
     public List<SmtpAddress> Recipients { get; } = new();
 
-    /// <summary>
-    /// The content (DATA or BDAT) held a CR or LF that was not part of a CRLF pair. Only possible on a listener
-    /// without <see cref="SmtpListenerOptions.RefuseBareLineEndings"/>: such bytes are then passed to the writer
-    /// unchanged (they never end a line or the message here), but a downstream server may read them as line ends,
-    /// so a relay should refuse or normalise such a message rather than forward it as is (SMTP smuggling).
-    /// Set before <see cref="IMessageWriter.CompleteAsync"/>.
-    /// </summary>
-    public bool HasBareLineEndings { get; internal set; }
-
     /// <summary>Whatever the handler wants to keep for this transaction (e.g. the tenant it belongs to).</summary>
     public object? State { get; set; }
 }

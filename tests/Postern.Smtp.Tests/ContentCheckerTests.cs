@@ -9,9 +9,9 @@ public sealed class ContentCheckerTests
     private static readonly SmtpLimits Limits = new() { MaxHeaderSectionSize = 64, MaxTextLineLength = 1000 };
 
     /// <summary>Feeds <paramref name="parts"/> in order; the failure (if any) and at which part the header section completed.</summary>
-    private static (SmtpReply? Failure, int HeaderCompletedAt, long Size) Run(bool refuseBare, params byte[][] parts)
+    private static (SmtpReply? Failure, int HeaderCompletedAt, long Size) Run(params byte[][] parts)
     {
-        var checker = new ContentChecker(Limits, refuseBare);
+        var checker = new ContentChecker(Limits);
         var completedAt = -1;
         for (var i = 0; i < parts.Length; i++)
         {
@@ -29,13 +29,13 @@ public sealed class ContentCheckerTests
     private static void AssertSameVerdictForEverySplit(string content, SmtpReply? expected)
     {
         var bytes = Encoding.Latin1.GetBytes(content);
-        Assert.Equal(expected, Run(true, bytes).Failure);
+        Assert.Equal(expected, Run(bytes).Failure);
         for (var i = 0; i <= bytes.Length; i++)
         {
-            Assert.Equal(expected, Run(true, bytes[..i], bytes[i..]).Failure);
+            Assert.Equal(expected, Run(bytes[..i], bytes[i..]).Failure);
             for (var j = i; j <= bytes.Length; j++)
             {
-                Assert.Equal(expected, Run(true, bytes[..i], bytes[i..j], bytes[j..]).Failure);
+                Assert.Equal(expected, Run(bytes[..i], bytes[i..j], bytes[j..]).Failure);
             }
         }
     }
@@ -60,7 +60,7 @@ public sealed class ContentCheckerTests
     [Fact]
     public void A_crlf_split_between_chunks_is_one_line_end()
     {
-        var (failure, completedAt, size) = Run(true, "Subject: x\r"u8.ToArray(), "\n\r"u8.ToArray(), "\nbody\r"u8.ToArray(), "\n"u8.ToArray());
+        var (failure, completedAt, size) = Run("Subject: x\r"u8.ToArray(), "\n\r"u8.ToArray(), "\nbody\r"u8.ToArray(), "\n"u8.ToArray());
 
         Assert.Null(failure);
         Assert.Equal(2, completedAt); // the empty line ends with the LF at the start of the third chunk
@@ -70,17 +70,7 @@ public sealed class ContentCheckerTests
     [Fact]
     public void A_cr_ending_the_last_chunk_is_bare()
     {
-        Assert.Equal(SmtpReplies.BareLineEndingInContent, Run(true, "a\r\n"u8.ToArray(), "b\r"u8.ToArray()).Failure);
-    }
-
-    [Fact]
-    public void Without_refusal_bare_line_ends_are_only_flagged()
-    {
-        var checker = new ContentChecker(Limits, refuseBareLineEndings: false);
-
-        Assert.Equal(ContentCheck.Ok, checker.Check("a\nb\rc\r\n"u8));
-        Assert.Null(checker.Complete());
-        Assert.True(checker.BareLineEnding);
+        Assert.Equal(SmtpReplies.BareLineEndingInContent, Run("a\r\n"u8.ToArray(), "b\r"u8.ToArray()).Failure);
     }
 
     [Fact]
@@ -105,11 +95,11 @@ public sealed class ContentCheckerTests
     public void Refuses_content_over_the_message_size()
     {
         var limits = new SmtpLimits { MaxMessageSize = 10 };
-        var checker = new ContentChecker(limits, true);
+        var checker = new ContentChecker(limits);
 
         Assert.Equal(ContentCheck.HeaderSectionComplete, checker.Check("\r\n12345678"u8));
         Assert.Equal(ContentCheck.Failed, checker.Check("9"u8));
         Assert.Equal(SmtpReplies.MessageTooBig, checker.Failure);
-        Assert.False(new ContentChecker(limits, true).AdmitChunk(11));
+        Assert.False(new ContentChecker(limits).AdmitChunk(11));
     }
 }

@@ -122,6 +122,45 @@ public sealed class DataScannerTests
         Assert.Equal("From: x\r\n.dots\r\n\n.\n\r.\r\nlast\r\n", result.Content);
     }
 
+    /// <summary>RFC 5321 §4.5.2 read literally: a line starts at the beginning and after each CRLF only.</summary>
+    private static (string Content, string Remainder, bool Ended) Reference(string wire)
+    {
+        var content = new StringBuilder();
+        var lineStart = true;
+        for (var i = 0; i < wire.Length; i++)
+        {
+            if (lineStart && wire[i] == '.')
+            {
+                if (wire.AsSpan(i).StartsWith(".\r\n"))
+                    return (content.ToString(), wire[(i + 3)..], true);
+                lineStart = false;
+                continue; // a transparency dot
+            }
+            content.Append(wire[i]);
+            lineStart = wire[i] == '\n' && i > 0 && wire[i - 1] == '\r' && content.Length >= 2 && content[^2] == '\r';
+        }
+        return (content.ToString(), "", false);
+    }
+
+    [Fact]
+    public void Agrees_with_the_rfc_on_random_input_however_it_is_split()
+    {
+        var random = new Random(5321);
+        for (var n = 0; n < 20_000; n++)
+        {
+            var wire = new string(Enumerable.Range(0, random.Next(1, 16)).Select(_ => "a.\r\n"[random.Next(4)]).ToArray()) + "\r\n.\r\n";
+            var expected = Reference(wire);
+            var bytes = Encoding.Latin1.GetBytes(wire);
+            var i = random.Next(1, bytes.Length);
+            var j = random.Next(i, bytes.Length);
+            var result = Run(new[] { bytes[..i], bytes[i..j], bytes[j..] }.Where(p => p.Length > 0).ToArray());
+            Assert.True(expected == (result.Content, result.Remainder, result.Ended),
+                $"{Escape(wire)} split {i},{j}: expected {Escape(expected.Content)} | {Escape(expected.Remainder)}, got {Escape(result.Content)} | {Escape(result.Remainder)}");
+        }
+    }
+
+    private static string Escape(string s) => s.Replace("\r", "\\r").Replace("\n", "\\n");
+
     [Fact]
     public void Does_not_end_without_the_terminator()
     {

@@ -5,19 +5,9 @@ namespace Postern.Smtp.Tests;
 
 public sealed class DataTests
 {
-    /// <summary>A listener that passes bare CR/LF on, flagged, instead of refusing them.</summary>
-    private static SmtpListenerOptions FlaggingListener() => new()
+    private static async Task<(TestServer Server, SmtpTestClient Client)> OpenDataAsync(SmtpLimits? limits = null)
     {
-        Name = "flagging",
-        EndPoint = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0),
-        RequireTls = false,
-        HostName = "mx.test",
-        RefuseBareLineEndings = false,
-    };
-
-    private static async Task<(TestServer Server, SmtpTestClient Client)> OpenDataAsync(SmtpLimits? limits = null, SmtpListenerOptions? listener = null)
-    {
-        var server = await TestServer.StartAsync(limits, null, listener is null ? [] : [listener]);
+        var server = await TestServer.StartAsync(limits);
         var client = await server.ConnectEhloAsync();
         Assert.Equal(250, (await client.CommandAsync("MAIL FROM:<s@example.com>")).Code);
         Assert.Equal(250, (await client.CommandAsync("RCPT TO:<r@example.org>")).Code);
@@ -56,29 +46,6 @@ public sealed class DataTests
     [InlineData("\r\n.\n")]
     [InlineData("\r.\r\n")]
     [InlineData("\r\n.\r")]
-    public async Task Smuggled_end_of_data_does_not_end_the_message(string smuggled)
-    {
-        // On a listener that lets bare line ends through, so what the scanner took as content can be seen.
-        var (server, client) = await OpenDataAsync(listener: FlaggingListener());
-        await using var _ = server;
-
-        // What follows the fake terminator must stay message content, never become commands.
-        await client.SendAsync("Subject: x\r\n\r\nbody" + smuggled + "MAIL FROM:<evil@example.com>\r\nRCPT TO:<victim@example.org>\r\n");
-        await client.SendAsync("more\r\n.\r\nNOOP\r\n");
-
-        Assert.Equal("250 2.0.0", (await client.ReadReplyAsync()).Status);
-        Assert.Equal("250 2.0.0", (await client.ReadReplyAsync()).Status); // the NOOP, proving we are back in command mode once
-        var message = Assert.Single(server.Handler.Messages);
-        Assert.Contains("MAIL FROM:<evil@example.com>", message.Text, StringComparison.Ordinal);
-        Assert.EndsWith("more\r\n", message.Text, StringComparison.Ordinal);
-        Assert.True(message.Transaction.HasBareLineEndings);
-        Assert.Single(server.Handler.Mails);
-    }
-
-    [Theory]
-    [InlineData("\n.\n")]
-    [InlineData("\r.\r")]
-    [InlineData("\r\n.\n")]
     public async Task Smuggled_end_of_data_is_refused_and_nothing_after_it_runs(string smuggled)
     {
         var (server, client) = await OpenDataAsync();
@@ -93,20 +60,6 @@ public sealed class DataTests
         Assert.True(message.Disposed);
         Assert.False(message.Completed);
         Assert.Single(server.Handler.Mails);
-    }
-
-    [Fact]
-    public async Task Passes_bare_line_feeds_through_unchanged_when_the_listener_allows_them()
-    {
-        var (server, client) = await OpenDataAsync(listener: FlaggingListener());
-        await using var _ = server;
-
-        await client.SendAsync("a\nb\rc\r\n.\r\n");
-
-        Assert.Equal("250 2.0.0", (await client.ReadReplyAsync()).Status);
-        var message = Assert.Single(server.Handler.Messages);
-        Assert.Equal("a\nb\rc\r\n", message.Text);
-        Assert.True(message.Transaction.HasBareLineEndings);
     }
 
     [Fact]

@@ -15,7 +15,10 @@ public readonly record struct HeaderField(string? Name, int Start, int End)
 /// </summary>
 public sealed class HeaderSection
 {
-    /// <summary>How large a received header section may be; the relay refuses larger ones (real ones are a few KB).</summary>
+    /// <summary>
+    /// How large a received header section may be (real ones are a few KB). The host gives it to the SMTP server as
+    /// <c>SmtpLimits.MaxHeaderSectionSize</c>, which refuses a larger one while it arrives, before anything is stored.
+    /// </summary>
     public const int MaxReceivedLength = 1024 * 1024;
 
     /// <summary>How large a stored one may be: a received section plus room for the fields Postern puts above it.</summary>

@@ -25,33 +25,25 @@ internal struct ContentChecker
     private readonly int _maxLineContent;
     private readonly long _maxMessageSize;
     private readonly int _maxHeaderSection;
-    private readonly bool _refuseBareLineEndings;
     private int _lineLength;
-    private bool _lineAfterCrlf;
     private bool _pendingCr;
     private bool _inHeaderSection;
 
-    public ContentChecker(SmtpLimits limits, bool refuseBareLineEndings)
+    public ContentChecker(SmtpLimits limits)
     {
         // The text line limit includes the CRLF (RFC 5321 §4.5.3.1.6), and not the dot doubled for transparency.
         _maxLineContent = Math.Max(1, limits.MaxTextLineLength - 2);
         _maxMessageSize = limits.MaxMessageSize;
         _maxHeaderSection = limits.MaxHeaderSectionSize;
-        _refuseBareLineEndings = refuseBareLineEndings;
         _lineLength = 0;
-        _lineAfterCrlf = true;
         _pendingCr = false;
         _inHeaderSection = true;
         Size = 0;
-        BareLineEnding = false;
         Failure = null;
     }
 
     /// <summary>Octets of content seen so far.</summary>
     public long Size { get; private set; }
-
-    /// <summary>A CR or LF that is not part of a CRLF pair was seen (only when such content is not refused).</summary>
-    public bool BareLineEnding { get; private set; }
 
     /// <summary>Why the message is refused, once it is.</summary>
     public SmtpReply? Failure { get; private set; }
@@ -150,7 +142,7 @@ internal struct ContentChecker
     /// <summary>A CRLF ended a line; <paramref name="position"/> is the offset just past it.</summary>
     private void EndLine(long position)
     {
-        if (_inHeaderSection && _lineLength == 0 && _lineAfterCrlf)
+        if (_inHeaderSection && _lineLength == 0)
         {
             _inHeaderSection = false; // the first empty line ends the header section (RFC 5322 §2.1)
             if (position > _maxHeaderSection)
@@ -159,21 +151,10 @@ internal struct ContentChecker
             }
         }
         _lineLength = 0;
-        _lineAfterCrlf = true;
     }
 
-    private void Bare()
-    {
-        // A lone CR or LF is a line end to some servers and not to others: the basis of SMTP smuggling.
-        if (_refuseBareLineEndings)
-        {
-            Fail(SmtpReplies.BareLineEndingInContent);
-            return;
-        }
-        BareLineEnding = true;
-        _lineLength = 0;
-        _lineAfterCrlf = false;
-    }
+    // A lone CR or LF is a line end to some servers and not to others: the basis of SMTP smuggling.
+    private void Bare() => Fail(SmtpReplies.BareLineEndingInContent);
 
     private void AddToLine(int count)
     {

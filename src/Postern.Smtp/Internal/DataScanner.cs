@@ -19,11 +19,12 @@ internal enum DataScanResult
 /// Only CRLF starts a line: the end is exactly CRLF "." CRLF, and a "." after a bare CR or LF is ordinary content,
 /// which is what defeats SMTP smuggling (a "\n.\n" or "\r.\r" must never end a message here when a downstream
 /// server would see it differently). Whether the content is acceptable (bare CR/LF, line length) is not decided
-/// here but by <see cref="ContentChecker"/>, which BDAT content goes through too.
+/// here but by <see cref="ContentChecker"/>, which BDAT content goes through too. So only a line that starts
+/// with a dot needs any work here: the scan looks for CRLF "." with one vectorised search, not line by line.
 /// </summary>
 internal struct DataScanner
 {
-    private static ReadOnlySpan<byte> LineEnds => "\r\n"u8;
+    private static ReadOnlySpan<byte> DotLineStart => "\r\n."u8;
 
     private bool _atLineStart;
 
@@ -69,16 +70,24 @@ internal struct DataScanner
                 _atLineStart = false;
             }
 
-            if (!r.TryAdvanceToAny(LineEnds, advancePastDelimiter: false))
+            var span = r.UnreadSpan;
+            var at = span.IndexOf(DotLineStart);
+            if (at >= 0)
             {
-                r.AdvanceToEnd();
-                contentEnd = next = r.Position;
-                return DataScanResult.NeedMoreData;
+                r.Advance(at + 2);
+                _atLineStart = true;
+                continue;
             }
-            r.TryPeek(out var end);
-            if (end == (byte)'\n')
+            // None within this span; one may still straddle the end of it, so its last CR or CRLF is looked at again.
+            var tail = span.EndsWith("\r\n"u8) ? 2 : span.Length > 0 && span[^1] == (byte)'\r' ? 1 : 0;
+            r.Advance(span.Length - tail);
+            if (tail == 0)
             {
-                r.Advance(1);
+                if (r.End)
+                {
+                    contentEnd = next = r.Position;
+                    return DataScanResult.NeedMoreData;
+                }
                 continue;
             }
             if (!r.TryPeek(1, out var afterCr))
@@ -89,7 +98,7 @@ internal struct DataScanner
             if (afterCr == (byte)'\n')
             {
                 r.Advance(2);
-                _atLineStart = true;
+                _atLineStart = true; // the top of the loop looks for a dot, or asks for more
                 continue;
             }
             r.Advance(1);

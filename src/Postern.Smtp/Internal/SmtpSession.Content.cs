@@ -69,7 +69,7 @@ internal sealed partial class SmtpSession
             }
         }
 
-        var reply = await EndContentAsync(transaction).ConfigureAwait(false);
+        var reply = await EndContentAsync().ConfigureAwait(false);
         _transaction = null;
         Write(reply);
         return null;
@@ -161,7 +161,7 @@ internal sealed partial class SmtpSession
             return null;
         }
         _bdatInProgress = false;
-        var reply = await EndContentAsync(transaction).ConfigureAwait(false);
+        var reply = await EndContentAsync().ConfigureAwait(false);
         _transaction = null;
         Write(reply);
         return null;
@@ -212,7 +212,7 @@ internal sealed partial class SmtpSession
     /// <summary>A new message's content begins (DATA, or the first BDAT chunk).</summary>
     private void StartContent()
     {
-        _content = new ContentChecker(_limits, _listener.Options.RefuseBareLineEndings);
+        _content = new ContentChecker(_limits);
         _contentFailure = null;
     }
 
@@ -254,7 +254,7 @@ internal sealed partial class SmtpSession
 
     /// <summary>The end of the content: the last checks, then the writer's answer unless the message already failed.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<SmtpReply> EndContentAsync(SmtpTransaction transaction)
+    private async ValueTask<SmtpReply> EndContentAsync()
     {
         if (_contentFailure is null && _content.Complete() is { } failure)
         {
@@ -265,7 +265,6 @@ internal sealed partial class SmtpSession
             _contentFailure = null;
             return refused;
         }
-        transaction.HasBareLineEndings = _content.BareLineEnding;
         var writer = _messageWriter!;
         _messageWriter = null;
         return await CompleteAsync(writer).ConfigureAwait(false);

@@ -92,6 +92,8 @@ public sealed class PosternNode : IAsyncDisposable
         var limits = new SmtpLimits
         {
             MaxMessageSize = _options.Smtp.MaxMessageSize,
+            // One limit: the server refuses what the relay could not read as a header section.
+            MaxHeaderSectionSize = HeaderSection.MaxReceivedLength,
             MaxRecipients = _options.Smtp.MaxRecipients,
             MaxConnectionsPerIp = _options.Smtp.MaxConnectionsPerIp,
             MaxConnections = _options.Smtp.MaxConnections,

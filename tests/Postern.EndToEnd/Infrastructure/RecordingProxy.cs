@@ -6,6 +6,7 @@ namespace Postern.EndToEnd.Infrastructure;
 public sealed class RecordingProxy(int upstreamPort) : LoopbackProxy(upstreamPort)
 {
     private readonly MemoryStream _received = new();
+    private readonly List<MemoryStream> _connections = [];
 
     /// <summary>Everything clients sent through the proxy so far, all connections one after another, as Latin-1 text.</summary>
     public string Received
@@ -17,9 +18,28 @@ public sealed class RecordingProxy(int upstreamPort) : LoopbackProxy(upstreamPor
         }
     }
 
-    protected override BytesObserver ObserveClientBytes() => data =>
+    /// <summary>What clients sent, one array per connection in the order they were accepted (connections may overlap).</summary>
+    public IReadOnlyList<byte[]> ReceivedByConnection
     {
+        get
+        {
+            lock (_received)
+                return _connections.Select(c => c.ToArray()).ToArray();
+        }
+    }
+
+    protected override BytesObserver ObserveClientBytes()
+    {
+        var connection = new MemoryStream();
         lock (_received)
-            _received.Write(data);
-    };
+            _connections.Add(connection);
+        return data =>
+        {
+            lock (_received)
+            {
+                _received.Write(data);
+                connection.Write(data);
+            }
+        };
+    }
 }
