@@ -5,7 +5,8 @@ namespace Postern.EndToEnd;
 
 /// <summary>
 /// The relay key never reaches a scanning engine: what clamd and rspamd receive is captured on its way to them (a
-/// loopback proxy in front of each), and the key header is not in it — while the message itself is.
+/// loopback proxy in front of each), and the key header is not in it — while the message itself is; nor is the key in
+/// the log, the trace or what the next hop gets.
 /// </summary>
 [Collection(RspamdCollection.Name)]
 public sealed class EngineViewTests(RspamdDaemon rspamd, ITestOutputHelper output) : EndToEndTest(output)
@@ -37,5 +38,9 @@ public sealed class EngineViewTests(RspamdDaemon rspamd, ITestOutputHelper outpu
             Assert.DoesNotContain("X-Postern-Key", received, StringComparison.OrdinalIgnoreCase);
             Assert.DoesNotContain(relay.Contoso.RelayKey, received);
         }
+        // Nor the log, the trace or the next hop.
+        Assert.DoesNotContain(relay.Contoso.RelayKey, Postern.ReadLog());
+        Assert.DoesNotContain(relay.Contoso.RelayKey, (await Postern.RunCliAsync("trace", "list", "--json")).EnsureSuccess().StdOut);
+        Assert.False(delivered.Mail.HasHeader("X-Postern-Key"));
     }
 }

@@ -148,7 +148,7 @@ public sealed class SmtpLimitOptions
 /// </summary>
 public sealed class TenantLimitOptions
 {
-    /// <summary>Messages of one tenant being authenticated, scanned and stored at the same moment.</summary>
+    /// <summary>Messages of one tenant in progress at the same moment, each from its header section (where the key names the tenant) until it is answered.</summary>
     public int MaxConcurrentTransactions { get; set; } = 100;
 
     /// <summary>Bytes of one tenant's messages in the spool, not yet delivered (a hung MTA's backlog stops growing here).</summary>

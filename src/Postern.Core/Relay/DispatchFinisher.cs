@@ -25,12 +25,6 @@ public sealed class DispatchFinisher(CleanupStage cleanup, MessageSpool spool, D
     private readonly CancellationTokenSource _stopping = new();
     private Task? _loop;
 
-    /// <summary>
-    /// Test only (POSTERN_TEST_FAULT=dispatch-pause-after-first-part): stops a record's dispatch after its first part,
-    /// so an end-to-end test can kill the process exactly between two parts.
-    /// </summary>
-    public bool PauseAfterFirstPart { get; init; }
-
     /// <summary>Queues a record just stored (the engines' findings go to the trace of its parts).</summary>
     public void Start(SpooledMessage record, IReadOnlyList<Finding>? findings) => _work.Writer.TryWrite(new Work(record, findings, new HashSet<string>(StringComparer.Ordinal)));
 
@@ -57,17 +51,11 @@ public sealed class DispatchFinisher(CleanupStage cleanup, MessageSpool spool, D
         var stored = HeaderSection.Parse(prefix, complete: body.Length <= HeaderSection.MaxStoredLength);
         var clean = HeaderSection.Parse(stored.Bytes[plan.StampAt..], complete: true);
         var traceFields = stored.Bytes[..plan.StampAt].ToArray();
-        var done = 0;
         foreach (var part in plan.Parts)
         {
             var pending = record.PendingRecipients;
             if (!part.Recipients.Any(pending.Contains))
                 continue;
-            if (PauseAfterFirstPart && done == 1)
-            {
-                logger.LogWarning("Test fault: dispatch of {Record} paused after its first part", record.QueueId);
-                await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
-            }
             var envelope = record.Envelope with
             {
                 QueueId = part.QueueId,
@@ -76,7 +64,6 @@ public sealed class DispatchFinisher(CleanupStage cleanup, MessageSpool spool, D
             };
             var head = cleanup.HeadFor(traceFields, clean, part.Verdict);
             await HandOnAsync(record, part, envelope, head, body, stored.Length, findings, spooled, cancellationToken).ConfigureAwait(false);
-            done++;
         }
     }
 

@@ -10,7 +10,8 @@ namespace Postern.Core.Relay;
 
 /// <summary>
 /// The last stage: hands the message on, all or nothing towards the client. One part to deliver is spooled as its copy
-/// (or, on a handoff listener, delivered before the reply). Anything else — recipients with different verdicts,
+/// (or, on a handoff listener, delivered before the reply): that one record is already all or nothing, and a dispatch
+/// record would write the commonest message twice. Anything else — recipients with different verdicts,
 /// quarantine, DSNs for rejected recipients — is stored once as a dispatch record (<see cref="Envelope.Dispatch"/>);
 /// after its fsync the client gets <c>250</c> and <see cref="DispatchFinisher"/> derives the parts from it. Either
 /// the one record is on disk and the answer is <c>250</c>, or nothing is and it is <c>451 4.3.0</c>.

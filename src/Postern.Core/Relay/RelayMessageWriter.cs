@@ -1,19 +1,28 @@
 using System.Buffers;
 using Postern.Core.Spool;
+using Postern.Core.Tenants;
 using Postern.Core.Trace;
 using Postern.Smtp;
 
 namespace Postern.Core.Relay;
 
 /// <summary>
-/// Collects one message's content and, at the end of DATA, runs the relay's stages in the order a message meets them:
-/// <see cref="AuthenticateStage"/> (whose is it), <see cref="TenantLimits"/>, <see cref="CleanupStage"/> (key
-/// removed), <see cref="ScanStage"/>, <see cref="DispatchStage"/> (durable, then answered). A stage that refuses the
-/// message ends it here, with its reply, one log line and a trace record.
+/// Collects one message's content and runs the relay's stages in the order a message meets them:
+/// <see cref="AuthenticateStage"/> (whose is it) and <see cref="TenantLimits"/> as soon as the header section is in,
+/// then at the end of DATA <see cref="CleanupStage"/> (key removed), <see cref="ScanStage"/>, <see cref="DispatchStage"/>
+/// (durable, then answered). A stage that refuses the message ends it here, with its reply, one log line and a trace record.
 /// </summary>
 internal sealed partial class RelayMessageWriter(RelayTransactionHandler relay, SmtpSessionInfo session, SmtpTransaction transaction, MessageContent content)
     : IMessageWriter
 {
+    // What the early key check found (HeaderSectionCompleteAsync): a complete header section cannot change, so the end
+    // of DATA reuses it instead of copying and parsing it again. The lease is the tenant's transaction slot, held until
+    // the writer completes or is disposed.
+    private HeaderSection? _headers;
+    private AuthenticatedMessage? _authenticated;
+    private RoutingTable? _checkedAgainst;
+    private IDisposable? _lease;
+
     public ValueTask WriteAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken) =>
         content.WriteAsync(data, cancellationToken);
 
@@ -21,19 +30,17 @@ internal sealed partial class RelayMessageWriter(RelayTransactionHandler relay, 
     {
         try
         {
-            var headers = ReadHeaderSection();
+            // Null when the early check did not run: a message that is all header section, or one over the relay's limit.
             // The host's SMTP server already refuses a longer section; this guards other hosts of the handler.
+            var headers = _headers ?? ReadHeaderSection();
             if (!headers.Ended)
                 return Refuse(null, new Refusal(new SmtpReply(554, "5.6.0", "Header section too large"), "header section over 1 MB"));
 
             var table = relay.Routing.Current;
-            var authenticated = relay.Authenticate.Run(headers, transaction, table, out var refusal);
-            if (authenticated is null)
-                return Refuse(headers, refusal!);
+            if (Admit(headers, table, content.Length) is { } refusal)
+                return Refuse(headers, refusal);
+            var authenticated = _authenticated!;
             var tenant = authenticated.Tenant;
-            using var lease = relay.Limits.TryEnter(tenant, content.Length, out refusal);
-            if (lease is null)
-                return Refuse(headers, refusal!);
 
             var clean = relay.Cleanup.Clean(headers, content);
             var envelope = new Envelope
@@ -59,14 +66,50 @@ internal sealed partial class RelayMessageWriter(RelayTransactionHandler relay, 
         }
         finally
         {
-            content.Dispose();
+            Release();
         }
     }
 
     public ValueTask DisposeAsync()
     {
-        content.Dispose();
+        Release();
         return ValueTask.CompletedTask;
+    }
+
+    /// <summary>
+    /// Authenticates the message against <paramref name="table"/> and takes its tenant's transaction lease, with
+    /// <paramref name="size"/> bytes checked against the tenant's spool; null when admitted. At the header section it
+    /// all runs; at the end of DATA only what may have changed since: the key and routes, if the routing table was
+    /// reloaded meanwhile (a key revoked or a tenant removed while the body streamed is refused), and the real size.
+    /// </summary>
+    private Refusal? Admit(HeaderSection headers, RoutingTable table, long size)
+    {
+        Refusal? refusal;
+        if (!ReferenceEquals(table, _checkedAgainst))
+        {
+            var authenticated = relay.Authenticate.Run(headers, transaction, table, out refusal);
+            if (authenticated is null)
+                return refusal;
+            if (_lease is not null && _authenticated!.Tenant.Id != authenticated.Tenant.Id)
+            {
+                _lease.Dispose();
+                _lease = null;
+            }
+            (_authenticated, _checkedAgainst) = (authenticated, table);
+        }
+        if (_lease is null)
+        {
+            _lease = relay.Limits.TryEnter(_authenticated!.Tenant, size, out refusal);
+            return _lease is null ? refusal : null;
+        }
+        return relay.Limits.HasRoom(_authenticated!.Tenant, size, out refusal) ? null : refusal;
+    }
+
+    private void Release()
+    {
+        _lease?.Dispose();
+        _lease = null;
+        content.Dispose();
     }
 
     /// <summary>

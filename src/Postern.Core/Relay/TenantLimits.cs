@@ -7,8 +7,9 @@ namespace Postern.Core.Relay;
 
 /// <summary>
 /// Per-tenant limits on what one tenant may hold of the node (<see cref="TenantLimitOptions"/>): transactions in progress
-/// and bytes in the spool. A tenant over a limit gets <c>451 4.7.0</c> (Exchange Online keeps the message and retries);
-/// other tenants are not affected.
+/// and bytes in the spool, taken at the header section, where the relay key names the tenant. A tenant over a limit gets
+/// <c>451 4.7.0</c> (Exchange Online queues the message and retries it for a day: docs/operations.md); other tenants are
+/// not affected.
 /// </summary>
 public sealed class TenantLimits
 {
@@ -42,16 +43,32 @@ public sealed class TenantLimits
                     $"tenant limit: {active} transactions in progress (limit {_options.MaxConcurrentTransactions})", tenant);
                 return null;
             }
-            var stored = _spoolBytes.GetValueOrDefault(tenant.Id);
-            if (stored + size > _options.MaxSpoolBytes)
-            {
-                refusal = new Refusal(new SmtpReply(451, "4.7.0", "This tenant has too much mail waiting for delivery; please try again later"),
-                    $"tenant limit: {stored} bytes in the spool, {size} more would pass the limit of {_options.MaxSpoolBytes}", tenant);
+            if (!HasRoomLocked(tenant, size, out refusal))
                 return null;
-            }
             _transactions[tenant.Id] = active + 1;
         }
         return new Lease(this, tenant.Id);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="tenant"/>'s spool has room for <paramref name="size"/> more bytes: checked again at the end
+    /// of a transaction admitted at its header section, when the message's real size is known.
+    /// </summary>
+    public bool HasRoom(Tenant tenant, long size, out Refusal? refusal)
+    {
+        lock (_gate)
+            return HasRoomLocked(tenant, size, out refusal);
+    }
+
+    private bool HasRoomLocked(Tenant tenant, long size, out Refusal? refusal)
+    {
+        refusal = null;
+        var stored = _spoolBytes.GetValueOrDefault(tenant.Id);
+        if (stored + size <= _options.MaxSpoolBytes)
+            return true;
+        refusal = new Refusal(new SmtpReply(451, "4.7.0", "This tenant has too much mail waiting for delivery; please try again later"),
+            $"tenant limit: {stored} bytes in the spool, {size} more would pass the limit of {_options.MaxSpoolBytes}", tenant);
+        return false;
     }
 
     /// <summary>Counts a message now in the spool to its tenant until it is finished.</summary>

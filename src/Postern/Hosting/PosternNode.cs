@@ -67,10 +67,7 @@ public sealed class PosternNode : IAsyncDisposable
         var tenantLimits = new TenantLimits(_options.TenantLimits, _spool);
         foreach (var message in recovered)
             tenantLimits.Stored(message);
-        _finisher = new DispatchFinisher(new CleanupStage(_options), _spool, _scheduler, quarantine, tenantLimits, _trace, _loggerFactory.CreateLogger<DispatchFinisher>())
-        {
-            PauseAfterFirstPart = Environment.GetEnvironmentVariable("POSTERN_TEST_FAULT") == "dispatch-pause-after-first-part",
-        };
+        _finisher = new DispatchFinisher(new CleanupStage(_options), _spool, _scheduler, quarantine, tenantLimits, _trace, _loggerFactory.CreateLogger<DispatchFinisher>());
         // Before delivery starts: a release a crash interrupted is settled by whether its copy is among the recovered.
         releases.RecoverInterruptedReleases(deliverable);
         _scheduler.Start(deliverable);

@@ -55,6 +55,10 @@ public sealed class TenantLimitsTests : IAsyncLifetime
 
         Assert.Null(limits.TryEnter(_noisy, 300, out var refusal));
         Assert.Equal("451 4.7.0", $"{refusal!.Reply.Code} {refusal.Reply.EnhancedCode}");
+        // The check at the end of a transaction admitted at its header section, with the real size.
+        Assert.False(limits.HasRoom(_noisy, 300, out refusal));
+        Assert.Equal("451 4.7.0", $"{refusal!.Reply.Code} {refusal.Reply.EnhancedCode}");
+        Assert.True(limits.HasRoom(_noisy, 200, out _));
         using (var quiet = limits.TryEnter(_quiet, 900, out _))
             Assert.NotNull(quiet);
 
