@@ -83,6 +83,35 @@ public sealed class DkimMessageHashesTests
         Assert.True(disagreements.Count == 0, string.Join('\n', disagreements));
     }
 
+    [PythonDkimFact]
+    public async Task A_signature_over_the_first_l_octets_holds_when_text_is_added_after_them_and_fails_when_they_change()
+    {
+        // What l= is for: a mailing list appends a footer. Signed by dkimpy, an implementation independent of MimeKit.
+        var texts = new[]
+        {
+            "Hello Bob,  \r\n\r\n\tthe figures\t are   attached.\r\n\r\n\r\n",
+            "--b1\r\nContent-Type: text/plain\r\n\r\nPart one \r\n--b1\r\nContent-Type: text/html\r\n\r\n<p>two</p>\r\n--b1--\r\n",
+        };
+        var messages = texts.SelectMany(text => new[] { "simple/simple", "relaxed/relaxed", "relaxed/simple" }.Select(c => (Message: Encoding.ASCII.GetBytes(
+            "From: Alice <alice@fabrikam.test>\r\nTo: bob@contoso.test\r\nSubject: Figures\r\nDate: Mon, 23 Nov 2026 09:14:07 +0000\r\nMIME-Version: 1.0\r\n"
+            + (text.StartsWith("--", StringComparison.Ordinal) ? "Content-Type: multipart/alternative; boundary=\"b1\"\r\n" : "Content-Type: text/plain\r\n")
+            + "\r\n" + text), Canonicalization: c, Length: true))).ToArray();
+        var signed = PythonDkim.Sign("fabrikam.test", "s2048", await File.ReadAllTextAsync(DkimConformanceTests.DkimpyData("2048_testkey.key")), messages);
+        var checker = new DkimChecker(AuthenticationScenario.Instance.Dns());
+
+        foreach (var (wire, (_, c, _)) in signed.Zip(messages))
+        {
+            Assert.Contains("; l=", Encoding.ASCII.GetString(wire), StringComparison.Ordinal);
+            var withFooter = MimeMessage.Load(new MemoryStream([.. wire, .. "-- \r\nTo unsubscribe, write to list@lists.test\r\n"u8]));
+            var result = Assert.Single(await checker.VerifyAsync(withFooter));
+            Assert.True(result.Result == DkimResult.Pass, $"{c}, footer added: {result.Keyword} ({result.Reason})");
+
+            var changed = Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(wire).Replace("attached", "attacked").Replace("Part one", "Part 0ne"));
+            var tampered = Assert.Single(await checker.VerifyAsync(MimeMessage.Load(new MemoryStream(changed))));
+            Assert.True(tampered.Result == DkimResult.Fail, $"{c}, signed text changed: {tampered.Keyword} ({tampered.Reason})");
+        }
+    }
+
     [Fact]
     public void A_large_signed_message_is_hashed_without_holding_its_body_again()
     {
