@@ -3,25 +3,25 @@
 #   Postern, built-in scanning and ARC sealing on            → smtp-sink
 #   Postfix + Rspamd as a milter (SPF/DKIM/DMARC/ARC checks, ARC signing with RSA-2048) → smtp-sink
 # ClamAV off in both, Rspamd's Internet-dependent modules off (RBLs, fuzzy, URL reputation, …).
-# Both get the same corpus (bench/gateway-corpus.py: mail as Exchange Online hands it over, 2-200 KB,
+# Both get the same corpus (bench/corpus/exo-corpus.py: mail as Exchange Online hands it over, 4-205 KB,
 # attachments, Exchange headers) from the same sender (bench/smtp-load.py, BENCH_CONNECTIONS sessions),
 # and resolve through the same loopback DNS server (bench/loopback-dns.py) that publishes the senders'
-# DKIM keys, SPF and DMARC, Exchange Online's ARC key and both stacks' ARC keys. Two corpora:
-#   signed    DKIM-signed by the sender domains and carrying Exchange Online's i=1 ARC set (each stack adds i=2);
+# DKIM keys, SPF and DMARC, Exchange Online's ARC key and both stacks' ARC keys. Two of the corpus's forms:
+#   sealed    DKIM-signed by the sender domains and carrying Exchange Online's i=1 ARC set (each stack adds i=2);
 #   unsigned  the same messages without either (each stack adds i=1).
 # Each run starts its stack afresh, sends BENCH_WARMUP messages (not measured), then BENCH_MESSAGES: the rate
 # runs from the first connection until the sink has them all; CPU per message is utime+stime from
 # /proc/PID/stat over that interval (Postern's process; Postfix's master and all its processes, with the
 # children it reaped, plus rspamd's). Every delivered message must carry exactly one ARC-Seal of the
 # stack's instance, and BENCH_VERIFY_SAMPLE of them must pass python3-dkim's arc_verify (bench/arc-check.py).
-# Last line: signed_postern_msgs_per_s=… signed_peer_msgs_per_s=… signed_ratio=… signed_postern_cpu_ms=…
-#   signed_peer_cpu_ms=… and the same five for unsigned_   (ratio = Postern / Postfix+Rspamd)
+# Last line: sealed_postern_msgs_per_s=… sealed_peer_msgs_per_s=… sealed_ratio=… sealed_postern_cpu_ms=…
+#   sealed_peer_cpu_ms=… and the same five for unsigned_   (ratio = Postern / Postfix+Rspamd)
 #
 # Environment: BENCH_MESSAGES (20000 per run), BENCH_WARMUP (300), BENCH_CONNECTIONS (20),
 #   BENCH_CORPUS_FILES (500 distinct messages, sent in turn), BENCH_VERIFY_SAMPLE (50),
 #   BENCH_RSPAMD_WORKERS (2 milter workers), BENCH_RSPAMD_OFF (more rspamd modules to turn off, e.g. "phishing mime_types"),
 #   BENCH_TIMEOUT seconds per run (900), BENCH_KEEP=1 to keep files, BENCH_PROFILE=1 to record where Postern's CPU
-#   goes in each measured run (perf, with the JIT's perf map), as .test-run/bench/gateway-profile-{signed,unsigned}.txt.
+#   goes in each measured run (perf, with the JIT's perf map), as .test-run/bench/gateway-profile-{sealed,unsigned}.txt.
 # Needs Debian's postfix, rspamd, python3-dkim, python3-dnslib, python3-authres.
 # Quick check: BENCH_MESSAGES=2000 BENCH_CORPUS_FILES=200 bash bench/gateway-bench.sh
 set -uo pipefail
@@ -49,9 +49,9 @@ ulimit -n 65536 2>/dev/null || true
 
 # --- corpus, keys, DNS ------------------------------------------------------------------------
 corpus="$bench_dir/corpus"
-log "corpus: $corpus_files messages, signed and unsigned (bench/gateway-corpus.py)"
-/usr/bin/python3 "$repo/bench/gateway-corpus.py" "$corpus" "$corpus_files" bench.test || die "corpus generation failed"
-log "corpus: $(du -sk "$corpus/signed" | cut -f1) kB signed, $(du -sk "$corpus/unsigned" | cut -f1) kB unsigned"
+log "corpus: $corpus_files messages, sealed and unsigned (bench/corpus/exo-corpus.py)"
+/usr/bin/python3 "$repo/bench/corpus/exo-corpus.py" "$corpus" "$corpus_files" bench.test || die "corpus generation failed"
+log "corpus: $(du -sk "$corpus/sealed" | cut -f1) kB sealed, $(du -sk "$corpus/unsigned" | cut -f1) kB unsigned"
 
 # zone_key NAME PEM: the DKIM TXT line publishing PEM's public key at NAME.
 zone_key() {
@@ -247,12 +247,12 @@ run() {
 log "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
 run postern unsigned 1; unsigned_postern_rate=$rate unsigned_postern_cpu=$cpu
 run peer unsigned 1;    unsigned_peer_rate=$rate    unsigned_peer_cpu=$cpu
-run postern signed 2;   signed_postern_rate=$rate   signed_postern_cpu=$cpu
-run peer signed 2;      signed_peer_rate=$rate      signed_peer_cpu=$cpu
+run postern sealed 2;   sealed_postern_rate=$rate   sealed_postern_cpu=$cpu
+run peer sealed 2;      sealed_peer_rate=$rate      sealed_peer_cpu=$cpu
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
-echo "signed_postern_msgs_per_s=$signed_postern_rate signed_peer_msgs_per_s=$signed_peer_rate" \
-    "signed_ratio=$(ratio "$signed_postern_rate" "$signed_peer_rate") signed_postern_cpu_ms=$signed_postern_cpu signed_peer_cpu_ms=$signed_peer_cpu" \
+echo "sealed_postern_msgs_per_s=$sealed_postern_rate sealed_peer_msgs_per_s=$sealed_peer_rate" \
+    "sealed_ratio=$(ratio "$sealed_postern_rate" "$sealed_peer_rate") sealed_postern_cpu_ms=$sealed_postern_cpu sealed_peer_cpu_ms=$sealed_peer_cpu" \
     "unsigned_postern_msgs_per_s=$unsigned_postern_rate unsigned_peer_msgs_per_s=$unsigned_peer_rate" \
     "unsigned_ratio=$(ratio "$unsigned_postern_rate" "$unsigned_peer_rate") unsigned_postern_cpu_ms=$unsigned_postern_cpu unsigned_peer_cpu_ms=$unsigned_peer_cpu"

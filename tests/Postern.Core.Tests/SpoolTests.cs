@@ -183,9 +183,11 @@ public sealed class SpoolTests : IDisposable
         }
         Assert.InRange(acknowledged.Count, 1, plans.Length - 1); // the test only means something when some were cancelled
 
+        var written = Directory.GetFiles(_dir, "*.seg").ToDictionary(f => f, f => new FileInfo(f).Length);
         await using var restarted = NewSpool();
         var recovered = restarted.Recover().ToDictionary(m => m.QueueId);
-        Assert.Empty(Directory.GetFiles(_dir, "*.damaged-*"));
+        // Recovery found nothing to cut off: no segment ends in a torn record.
+        Assert.All(written, w => Assert.Equal(w.Value, new FileInfo(w.Key).Length));
         foreach (var (id, expected) in acknowledged)
         {
             Assert.True(recovered.TryGetValue(id, out var message), $"acknowledged message {id} was lost");
@@ -195,24 +197,91 @@ public sealed class SpoolTests : IDisposable
     }
 
     [Fact]
-    public async Task A_torn_tail_left_by_a_crash_is_cut_off_and_kept_beside_the_segment()
+    public async Task A_batch_that_fails_half_written_is_cut_off_before_its_callers_hear_and_never_comes_back()
     {
-        var kept = Envelope("bob@contoso.test");
+        var earlier = Envelope("bob@contoso.test");
+        var refused = new[] { Envelope("bob@contoso.test"), Envelope("bob@contoso.test"), Envelope("bob@contoso.test") };
+        var later = Envelope("bob@contoso.test");
+        long committed;
         await using (var spool = NewSpool())
         {
             spool.Recover();
             spool.Start();
-            await AppendAsync(spool, kept, "", "Subject: kept\r\n\r\nbody\r\n");
+            // The writer holds the first batch (one message) until the three below wait behind it: they are the next batch.
+            using var gate = new ReadGate();
+            using var first = await Content(spool, "Subject: earlier\r\n\r\nbody\r\n");
+            var stored = spool.AppendAsync(earlier, gate.Memory, first, 0, default);
+            await gate.Entered.WaitAsync(TimeSpan.FromSeconds(10));
+            using var small = await Content(spool, "Subject: refused\r\n\r\nbody\r\n");
+            // Spilled content is copied straight into the segment, which writes out the record before it in full.
+            using var spilled = await Content(spool, "Subject: big\r\n\r\n" + new string('z', (int)MessageContent.SpillThreshold + 1) + "\r\n");
+            Assert.True(spilled.IsSpilled);
+            using var third = await Content(spool, "Subject: breaks\r\n\r\nbody\r\n");
+            using var secondGate = new ReadGate();
+            using var unreadable = new ReadGate(fail: true);
+            var failing = new[]
+            {
+                spool.AppendAsync(refused[0], secondGate.Memory, small, 0, default),
+                spool.AppendAsync(refused[1], ReadOnlyMemory<byte>.Empty, spilled, 0, default),
+                spool.AppendAsync(refused[2], unreadable.Memory, third, 0, default),
+            };
+            gate.Open();
+            await stored;
+            // The writer is at the second batch's first message and has written none of it yet.
+            await secondGate.Entered.WaitAsync(TimeSpan.FromSeconds(10));
+            var segment = Directory.GetFiles(_dir, "*.seg").Single();
+            committed = new FileInfo(segment).Length;
+            secondGate.Open();
+
+            foreach (var append in failing)
+                await Assert.ThrowsAsync<IOException>(() => append);
+            // By the time a caller hears of the failure, the complete first record of the batch is off the segment.
+            Assert.Equal(committed, new FileInfo(segment).Length);
+            await AppendAsync(spool, later, "", "Subject: later\r\n\r\nbody\r\n");
         }
-        var segment = Directory.GetFiles(_dir, "*.seg").Single();
-        await File.AppendAllTextAsync(segment, "PSM1 half a record that a crash interrupted");
-        var before = new FileInfo(segment).Length;
 
         await using var restarted = NewSpool();
-        var recovered = restarted.Recover();
-        Assert.Equal([kept.QueueId], recovered.Select(m => m.QueueId));
-        Assert.Equal(before - "PSM1 half a record that a crash interrupted".Length, new FileInfo(segment).Length);
-        var damaged = Directory.GetFiles(_dir, "*.damaged-*").Single();
-        Assert.Equal("PSM1 half a record that a crash interrupted", await File.ReadAllTextAsync(damaged));
+        Assert.Equal(new[] { earlier.QueueId, later.QueueId }.Order(), restarted.Recover().Select(m => m.QueueId).Order());
+    }
+
+    private static async Task<MessageContent> Content(MessageSpool spool, string body)
+    {
+        var content = new MessageContent(spool.SpillDirectory);
+        foreach (var piece in body.Chunk(MessageContent.ChunkSize))
+            await content.WriteAsync(Encoding.ASCII.GetBytes(piece), default);
+        return content;
+    }
+
+    /// <summary>
+    /// An empty head the writer reads when it keeps a copy of a small body: it waits there until <see cref="Open"/>,
+    /// or fails as a read error would, after the records before it were written.
+    /// </summary>
+    private sealed class ReadGate(bool fail = false) : System.Buffers.MemoryManager<byte>
+    {
+        private readonly ManualResetEventSlim _open = new();
+        private readonly TaskCompletionSource _entered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Entered => _entered.Task;
+
+        public new ReadOnlyMemory<byte> Memory => CreateMemory(0);
+
+        public void Open() => _open.Set();
+
+        public override Span<byte> GetSpan()
+        {
+            if (fail)
+                throw new IOException("the disk could not be read");
+            _entered.TrySetResult();
+            _open.Wait(TimeSpan.FromSeconds(30));
+            return [];
+        }
+
+        public override System.Buffers.MemoryHandle Pin(int elementIndex = 0) => throw new NotSupportedException("an empty buffer is never written");
+
+        public override void Unpin()
+        {
+        }
+
+        protected override void Dispose(bool disposing) => _open.Dispose();
     }
 }

@@ -380,33 +380,12 @@ public sealed partial class MessageSpool : IAsyncDisposable
         }
         if (position < length)
         {
-            // Only a crash mid-batch leaves this, and that batch was never acknowledged; the bytes are kept beside
-            // the segment all the same, so that nothing is destroyed that an operator might need to look at.
-            var kept = KeepDamagedTail(handle, segment, position, length);
-            _logger.LogWarning("Spool segment {Segment}: {Bytes} bytes after the last complete record were cut off (a write torn by a crash, never acknowledged); kept in {Kept}",
-                segment.SegmentPath, length - position, kept);
+            _logger.LogWarning("Spool segment {Segment}: {Bytes} bytes after the last complete record were cut off (a write torn by a crash, never acknowledged)",
+                segment.SegmentPath, length - position);
             RandomAccess.SetLength(handle, position);
             RandomAccess.FlushToDisk(handle);
         }
         return result;
-    }
-
-    /// <summary>Copies the bytes from <paramref name="from"/> to the end into "NNNNNNNN.seg.damaged-…"; returns its name.</summary>
-    private static string KeepDamagedTail(Microsoft.Win32.SafeHandles.SafeFileHandle handle, SpoolSegment segment, long from, long length)
-    {
-        var path = $"{segment.SegmentPath}.damaged-{DateTimeOffset.UtcNow:yyyyMMddHHmmssfff}";
-        using var target = new FileStream(path, FileMode.CreateNew, FileAccess.Write);
-        var buffer = new byte[64 * 1024];
-        for (var at = from; at < length;)
-        {
-            var read = RandomAccess.Read(handle, buffer.AsSpan(0, (int)Math.Min(buffer.Length, length - at)), at);
-            if (read <= 0)
-                break;
-            target.Write(buffer, 0, read);
-            at += read;
-        }
-        target.Flush(flushToDisk: true);
-        return Path.GetFileName(path);
     }
 
     private sealed record AppendRequest(Envelope Envelope, byte[] EnvelopeJson, ReadOnlyMemory<byte> Head, MessageContent Content, long ContentOffset)

@@ -39,6 +39,22 @@ public sealed class DkimKeyCacheTests
     }
 
     [Fact]
+    public void A_record_too_long_to_hold_is_parsed_every_time_and_never_kept()
+    {
+        // A sender's DNS may answer with tens of kilobytes of text; holding thousands of those would be its memory, not ours.
+        var cache = new DkimKeyCache();
+        var padded = Records[0] + "; n=" + new string('x', DkimKeyCache.MaxRecordLength);
+        var junk = "v=DKIM1; k=rsa; p=" + new string('A', DkimKeyCache.MaxRecordLength);
+
+        var first = cache.Parse(padded);
+        Assert.NotSame(first, cache.Parse(padded));
+        Assert.Equal("ed25519", first.KeyType);
+        Assert.Throws<DkimKeyException>(() => cache.Parse(junk));
+        Assert.Equal(0, cache.Count);
+        Assert.Equal(3, cache.Misses);
+    }
+
+    [Fact]
     public void A_broken_record_is_refused_the_same_way_every_time()
     {
         var cache = new DkimKeyCache();

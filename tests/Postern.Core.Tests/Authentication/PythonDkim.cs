@@ -82,6 +82,37 @@ internal static class PythonDkim
                     e.GetProperty("instance").GetInt32(), e.GetProperty("as_valid").GetBoolean(), e.GetProperty("ams_valid").GetBoolean())).ToArray()));
     }
 
+    private const string Signer = """
+        import base64, json, sys
+        import dkim
+
+        data = json.load(sys.stdin)
+        out = []
+        for item in data['messages']:
+            message = base64.b64decode(item['b64'])
+            signature = dkim.sign(message, data['selector'].encode(), data['domain'].encode(), data['key'].encode(),
+                                  canonicalize=tuple(c.encode() for c in item['c'].split('/')), length=item['length'],
+                                  include_headers=[b'from', b'to', b'subject', b'date'])
+            out.append(base64.b64encode(signature + message).decode())
+        json.dump(out, sys.stdout)
+        """;
+
+    /// <summary>Each message DKIM-signed by python3-dkim with its canonicalization (c=) and, when asked, l=; the signed messages.</summary>
+    public static IReadOnlyList<byte[]> Sign(string domain, string selector, string privateKeyPem, IEnumerable<(byte[] Message, string Canonicalization, bool Length)> messages)
+    {
+        var input = JsonSerializer.Serialize(new
+        {
+            domain,
+            selector,
+            key = privateKeyPem,
+            messages = messages.Select(m => new { b64 = Convert.ToBase64String(m.Message), c = m.Canonicalization, length = m.Length }),
+        });
+        var (exitCode, stdout, stderr) = Run(Signer, input, TimeSpan.FromSeconds(60));
+        if (exitCode != 0)
+            throw new InvalidOperationException($"python3-dkim exited with {exitCode}: {stderr}");
+        return JsonSerializer.Deserialize<string[]>(stdout)!.Select(Convert.FromBase64String).ToArray();
+    }
+
     private static (int ExitCode, string Stdout, string Stderr) Run(string script, string stdin, TimeSpan timeout)
     {
         var start = new ProcessStartInfo(Python)

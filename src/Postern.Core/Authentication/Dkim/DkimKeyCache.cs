@@ -5,17 +5,25 @@ namespace Postern.Core.Authentication;
 /// (BouncyCastle validates the modulus) costs about as much CPU as scanning a whole message, and every signed
 /// message names the same few keys again, so each distinct record is parsed once. The DNS answer is still
 /// asked of the resolver for every message (it caches by TTL): a changed or removed record is simply a
-/// different text, so nothing here outlives what DNS says. Bounded: the least recently used entry goes first.
+/// different text, so nothing here outlives what DNS says. Bounded: the least recently used entry goes first, and
+/// a record longer than <see cref="MaxRecordLength"/> is never held, so a sender's DNS cannot make the cache large.
 /// </summary>
 public sealed class DkimKeyCache
 {
     /// <summary>Enough for every signing domain a busy relay sees in a day; an entry is a few hundred bytes.</summary>
     public const int DefaultCapacity = 4096;
 
+    /// <summary>
+    /// Longer records (TXT answers can be 64 KB of text) are parsed each time instead of held; an RSA-8192 key's
+    /// record is about 1.5 KB, so every real key fits, and the cache holds at most capacity × this many characters.
+    /// </summary>
+    public const int MaxRecordLength = 4096;
+
     private readonly int _capacity;
     private readonly Dictionary<string, LinkedListNode<Entry>> _entries = new(StringComparer.Ordinal);
     private readonly LinkedList<Entry> _recentFirst = new();
     private readonly Lock _lock = new();
+    private long _misses;
 
     public DkimKeyCache(int capacity = DefaultCapacity)
     {
@@ -36,8 +44,8 @@ public sealed class DkimKeyCache
         }
     }
 
-    /// <summary>How many look-ups had to parse (a record not held, or evicted since).</summary>
-    public long Misses { get; private set; }
+    /// <summary>How many look-ups had to parse (a record not held, evicted since, or too long to hold).</summary>
+    public long Misses => Interlocked.Read(ref _misses);
 
     /// <summary>
     /// The parsed record for <paramref name="text"/>, as <see cref="DkimPublicKeyRecord.Parse"/> gives it; a record
@@ -45,6 +53,11 @@ public sealed class DkimKeyCache
     /// </summary>
     public DkimPublicKeyRecord Parse(string text)
     {
+        if (text.Length > MaxRecordLength)
+        {
+            Interlocked.Increment(ref _misses);
+            return DkimPublicKeyRecord.Parse(text);
+        }
         lock (_lock)
         {
             if (_entries.TryGetValue(text, out var node))
@@ -67,7 +80,7 @@ public sealed class DkimKeyCache
         }
         lock (_lock)
         {
-            Misses++;
+            Interlocked.Increment(ref _misses);
             if (!_entries.ContainsKey(text))
             {
                 _entries[text] = _recentFirst.AddFirst(entry);

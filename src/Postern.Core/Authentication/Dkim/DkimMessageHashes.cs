@@ -13,15 +13,14 @@ namespace Postern.Core.Authentication;
 /// (OpenSSL). MimeKit's verifiers hash with BouncyCastle's managed SHA-256 and verify RSA with its managed big-integer
 /// arithmetic — about half a millisecond per signature, and the body hashed again for every signature — so
 /// Postern lets MimeKit validate the headers' syntax and the chain's structure and does the hashing and the RSA here:
-/// the body is written out once per message and hashed once per (canonicalization, length limit), and a signature
-/// then costs one RSA verification. The canonicalization is MimeKit's (RFC 6376 §3.4), byte for byte.
+/// the body is streamed once per length limit (l=, almost always none) into both canonicalizations and their hashes,
+/// never held in memory again, and a signature then costs one RSA verification. The canonicalization is MimeKit's (RFC 6376 §3.4), byte for byte.
 /// One instance per message, used by one reader at a time.
 /// </summary>
 internal sealed class DkimMessageHashes(MimeMessage message)
 {
     private static readonly byte[] CrLf = "\r\n"u8.ToArray();
     private readonly Dictionary<(DkimCanonicalizationAlgorithm, int), string> _bodyHashes = [];
-    private byte[]? _body;
 
     public MimeMessage Message { get; } = message;
 
@@ -34,17 +33,20 @@ internal sealed class DkimMessageHashes(MimeMessage message)
     {
         if (_bodyHashes.TryGetValue((canonicalization, maxLength), out var known))
             return known;
-        var canonical = new ArrayBufferWriter<byte>(BodyBytes().Length + 2);
-        if (canonicalization == DkimCanonicalizationAlgorithm.Relaxed)
-            CanonicalizeRelaxed(BodyBytes(), canonical);
-        else
-            CanonicalizeSimple(BodyBytes(), canonical);
-        var span = canonical.WrittenSpan;
-        if (maxLength >= 0 && maxLength < span.Length)
-            span = span[..maxLength];
-        var hash = Convert.ToBase64String(SHA256.HashData(span));
-        _bodyHashes[(canonicalization, maxLength)] = hash;
-        return hash;
+        // One pass over the body as MimeKit writes it hashes it both ways (a DKIM signature and an AMS may differ in
+        // c=), streamed: a message's body is never held again here, whatever its size.
+        using var simple = new BodyHasher(relaxed: false, maxLength);
+        using var relaxed = new BodyHasher(relaxed: true, maxLength);
+        if (Message.Body is not null)
+        {
+            var options = FormatOptions.Default.Clone();
+            options.NewLineFormat = NewLineFormat.Dos;
+            using var stream = new BodyStream(simple, relaxed);
+            Message.Body.WriteTo(options, stream, contentOnly: true);
+        }
+        _bodyHashes[(DkimCanonicalizationAlgorithm.Simple, maxLength)] = simple.Finish();
+        _bodyHashes[(DkimCanonicalizationAlgorithm.Relaxed, maxLength)] = relaxed.Finish();
+        return _bodyHashes[(canonicalization, maxLength)];
     }
 
     /// <summary>
@@ -221,118 +223,159 @@ internal sealed class DkimMessageHashes(MimeMessage message)
         return stripped;
     }
 
-    /// <summary>The body as MimeKit writes it for hashing, CRLF line ends; written once per message.</summary>
-    private byte[] BodyBytes()
-    {
-        if (_body is not null)
-            return _body;
-        if (Message.Body is null)
-            return _body = [];
-        var options = FormatOptions.Default.Clone();
-        options.NewLineFormat = NewLineFormat.Dos;
-        using var stream = new MemoryStream();
-        Message.Body.WriteTo(options, stream, contentOnly: true);
-        return _body = ToCrLf(stream.GetBuffer().AsSpan(0, (int)stream.Length));
-    }
+    private static bool IsWhitespace(byte c) => c is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n';
 
-    private static byte[] ToCrLf(ReadOnlySpan<byte> text)
+    /// <summary>
+    /// One body canonicalization (RFC 6376 §3.4.3 simple, §3.4.4 relaxed) fed in pieces and hashed as it goes, cut at
+    /// l=. A bare LF counts as CRLF, as MimeKit's new-line filter makes it; line ends (and in relaxed, whitespace)
+    /// are held back until a character shows they are not at the end of the body or line.
+    /// </summary>
+    private sealed class BodyHasher(bool relaxed, long maxLength) : IDisposable
     {
-        var bareLf = 0;
-        for (var i = 0; i < text.Length; i++)
+        private static readonly SearchValues<byte> LineEndBytes = SearchValues.Create("\r\n"u8);
+        private static readonly SearchValues<byte> LineEndOrWhitespaceBytes = SearchValues.Create("\r\n \t"u8);
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private readonly byte[] _buffer = new byte[16 * 1024];
+        private int _buffered;
+        private long _room = maxLength < 0 ? long.MaxValue : maxLength;
+        private bool _cr;          // a CR that a LF may follow
+        private int _lineEnds;     // simple: line ends not written yet; relaxed: empty lines not written yet
+        private bool _space;       // relaxed: whitespace since the line's last character
+        private bool _content;     // relaxed: the line has a character other than whitespace
+
+        public void Write(ReadOnlySpan<byte> data)
         {
-            if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r'))
-                bareLf++;
-        }
-        if (bareLf == 0)
-            return text.ToArray();
-        var result = new byte[text.Length + bareLf];
-        var n = 0;
-        for (var i = 0; i < text.Length; i++)
-        {
-            if (text[i] == '\n' && (i == 0 || text[i - 1] != '\r'))
-                result[n++] = (byte)'\r';
-            result[n++] = text[i];
-        }
-        return result;
-    }
-
-    /// <summary>RFC 6376 §3.4.3: the body unchanged but for empty lines at its end; an empty body is one CRLF.</summary>
-    private static void CanonicalizeSimple(ReadOnlySpan<byte> body, ArrayBufferWriter<byte> output)
-    {
-        var end = body.Length;
-        while (end >= 4 && body[(end - 4)..end].SequenceEqual("\r\n\r\n"u8))
-            end -= 2;
-        if (end == 2 && body[..2].SequenceEqual(CrLf))
-            end = 0;
-        output.Write(body[..end]);
-        // A body without a final line end (or none at all) gets one.
-        if (end < 2 || !body[(end - 2)..end].SequenceEqual(CrLf))
-            output.Write(CrLf);
-    }
-
-    /// <summary>RFC 6376 §3.4.4: whitespace runs to one space, none at line ends, no empty lines at the end; an empty body stays empty.</summary>
-    private static void CanonicalizeRelaxed(ReadOnlySpan<byte> body, ArrayBufferWriter<byte> output)
-    {
-        var emptyLines = 0;
-        var start = 0;
-        var wroteAny = false;
-        var lastWasLineEnd = true;
-        while (start < body.Length)
-        {
-            var lf = body[start..].IndexOf((byte)'\n');
-            var line = lf < 0 ? body[start..] : body.Slice(start, lf);
-            var hasLineEnd = lf >= 0;
-            start = hasLineEnd ? start + lf + 1 : body.Length;
-            if (hasLineEnd && line.Length > 0 && line[^1] == '\r')
-                line = line[..^1];
-
-            var buffer = output.GetSpan(line.Length + 2 + (emptyLines * 2));
-            var n = 0;
-            var pendingSpace = false;
-            var content = false;
-            foreach (var c in line)
+            var special = relaxed ? LineEndOrWhitespaceBytes : LineEndBytes;
+            while (!data.IsEmpty)
             {
-                if (c is (byte)' ' or (byte)'\t')
+                var run = data.IndexOfAny(special);
+                if (run != 0)
                 {
-                    pendingSpace = true;
+                    CarriageReturnWasText();
+                    Characters(run < 0 ? data : data[..run]);
+                    if (run < 0)
+                        return;
+                    data = data[run..];
+                }
+                var c = data[0];
+                data = data[1..];
+                if (c == '\n')
+                {
+                    _cr = false;
+                    LineEnd();
                     continue;
                 }
-                if (!content)
-                {
-                    for (; emptyLines > 0; emptyLines--)
-                    {
-                        buffer[n++] = (byte)'\r';
-                        buffer[n++] = (byte)'\n';
-                    }
-                    content = true;
-                }
-                if (pendingSpace)
-                {
-                    buffer[n++] = (byte)' ';
-                    pendingSpace = false;
-                }
-                buffer[n++] = c;
+                CarriageReturnWasText();
+                if (c == '\r')
+                    _cr = true;
+                else
+                    _space = true;
             }
-            if (!content)
-            {
-                if (hasLineEnd)
-                    emptyLines++;
-                continue;
-            }
-            if (hasLineEnd)
-            {
-                buffer[n++] = (byte)'\r';
-                buffer[n++] = (byte)'\n';
-            }
-            output.Advance(n);
-            wroteAny = true;
-            lastWasLineEnd = hasLineEnd;
         }
-        if (wroteAny && !lastWasLineEnd)
-            output.Write(CrLf);
+
+        /// <summary>The hash, once everything is written.</summary>
+        public string Finish()
+        {
+            CarriageReturnWasText();
+            // Simple: exactly one line end after the last character (an empty body is one CRLF); relaxed: none
+            // after the last line with a character, one if that line had none (an empty body stays empty).
+            if (!relaxed || _content)
+                Emit(CrLf);
+            _hash.AppendData(_buffer, 0, _buffered);
+            return Convert.ToBase64String(_hash.GetHashAndReset());
+        }
+
+        public void Dispose() => _hash.Dispose();
+
+        private void CarriageReturnWasText()
+        {
+            if (!_cr)
+                return;
+            _cr = false;
+            Characters("\r"u8);
+        }
+
+        private void LineEnd()
+        {
+            _space = false;
+            if (relaxed && _content)
+            {
+                Emit(CrLf);
+                _content = false;
+            }
+            else
+            {
+                _lineEnds++;
+            }
+        }
+
+        private void Characters(ReadOnlySpan<byte> text)
+        {
+            if (!relaxed || !_content)
+            {
+                for (; _lineEnds > 0; _lineEnds--)
+                    Emit(CrLf);
+                _content = true;
+            }
+            if (_space)
+            {
+                Emit(" "u8);
+                _space = false;
+            }
+            Emit(text);
+        }
+
+        private void Emit(ReadOnlySpan<byte> bytes)
+        {
+            if (bytes.Length > _room)
+                bytes = bytes[..(int)_room];
+            _room -= bytes.Length;
+            while (!bytes.IsEmpty)
+            {
+                var n = Math.Min(bytes.Length, _buffer.Length - _buffered);
+                bytes[..n].CopyTo(_buffer.AsSpan(_buffered));
+                _buffered += n;
+                bytes = bytes[n..];
+                if (_buffered == _buffer.Length)
+                {
+                    _hash.AppendData(_buffer);
+                    _buffered = 0;
+                }
+            }
+        }
     }
 
-    private static bool IsWhitespace(byte c) => c is (byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\n';
+    /// <summary>Where MimeKit writes the body: every piece goes to both canonicalizations.</summary>
+    private sealed class BodyStream(BodyHasher simple, BodyHasher relaxed) : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            simple.Write(buffer);
+            relaxed.Write(buffer);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+    }
 
     /// <summary>Canonical header data fed straight into SHA-256.</summary>
     private sealed class HashedData : IDisposable
