@@ -196,14 +196,18 @@ send() {
 # (libcoreclr.so has no symbols here: its lines are the runtime, mostly the GC.)
 profile_report() {
     local out="$repo/.test-run/bench/gateway-profile-$2.txt" mode
+    {
+        echo "== every sample, by what the code was doing (bench/perf-buckets.py)"
+        perf script -i "$1/perf.data" -F tid,period,ip,sym,dso 2>/dev/null | /usr/bin/python3 "$repo/bench/perf-buckets.py" "$3"
+    } >"$out"
     for mode in --no-children --children; do
         echo "== $mode: percent of Postern's samples, CPU ms per message ($3 ms per message in all)"
         perf report -i "$1/perf.data" --stdio "$mode" --sort dso,sym -g none --percent-limit 0.7 2>/dev/null |
             awk -v cpu="$3" '/^ *[0-9.]+%/ { c = $1 + 0  # the first column: self time, or with --children inclusive time
                              sub(/^ *[0-9.]+% *([0-9.]+% *)?/, ""); printf "%6.2f%% %7.2f ms  %s\n", c, c * cpu / 100, $0 }' | head -40
-    done >"$out"
+    done >>"$out"
     log "$2: profile in $out (BENCH_PROFILE=1; perf's sampling adds a little CPU to this run)"
-    head -25 "$out" >&2
+    head -60 "$out" >&2
 }
 
 # run STACK CORPUS INSTANCE: one measured run; sets rate and cpu (ms per message).

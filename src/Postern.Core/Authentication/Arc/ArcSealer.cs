@@ -16,10 +16,9 @@ public sealed record ArcSealOutcome(bool Sealed, int Instance, string ChainValid
 /// <summary>
 /// Adds Postern's ARC set (RFC 8617 §5.1) to a message it is handing back to Microsoft 365, so that
 /// Microsoft 365 (with Postern listed as a trusted ARC sealer) keeps trusting the authentication results of
-/// the original hop. The ARC-Authentication-Results carry what Postern itself checked. Signing is MimeKit's
-/// <see cref="ArcSigner"/>, over the bytes Postern sends (<see cref="SigningView"/>), never a re-serialisation, so
-/// the body reaches Microsoft 365 unchanged. cv= comes from validating the incoming chain first, because MimeKit
-/// takes cv from the arc= result it is given and would otherwise claim "pass".
+/// the original hop. The ARC-Authentication-Results carry what Postern itself checked. The set is written by
+/// <see cref="ArcSetSigner"/> over the bytes Postern sends, never a re-serialisation, so the body reaches
+/// Microsoft 365 unchanged. cv= comes from validating the incoming chain first.
 /// </summary>
 public sealed class ArcSealer
 {
@@ -69,8 +68,8 @@ public sealed class ArcSealer
 
     /// <summary>
     /// Seals <paramref name="message"/> with <paramref name="results"/> as the ARC-Authentication-Results: adds
-    /// ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results at its top, signed by MimeKit over its bytes
-    /// as they will be sent. Include the arc= result of validating the incoming chain (as <see cref="AuthenticationChecker"/>
+    /// ARC-Seal, ARC-Message-Signature and ARC-Authentication-Results at its top, signed over its bytes as they
+    /// will be sent. Include the arc= result of validating the incoming chain (as <see cref="AuthenticationChecker"/>
     /// does); without it the chain is validated here. Nothing is added when the newest seal already says cv=fail
     /// (§5.1.2) or the chain is at its 50-set limit.
     /// </summary>
@@ -100,25 +99,15 @@ public sealed class ArcSealer
         if (existing > 0 && string.Equals(newest?.GetValueOrDefault("cv"), "fail", StringComparison.OrdinalIgnoreCase))
             return new ArcSealOutcome(false, instance, cv, "the newest ARC seal already says cv=fail, so no further set may be added (RFC 8617 §5.1.2)");
 
-        var view = SigningView.Create(message);
-        var before = view.Headers.Count;
-        var signer = new PosternArcSigner(_key, Domain, Selector, authres, TimeProvider)
-        {
-            HeaderCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-            BodyCanonicalizationAlgorithm = DkimCanonicalizationAlgorithm.Relaxed,
-        };
         var signed = DkimMessageSigner.HeadersFor(message, Headers, []);
         if (!signed.Contains("from"))
         {
             // A message without From is still sealed; listing the absent field also stops one being added later.
             signed.Insert(0, "from");
         }
-        await signer.SignAsync(view, signed, cancellationToken).ConfigureAwait(false);
-        if (view.Headers.Count < before + 3 || view.Headers[0].Id != HeaderId.ArcSeal || view.Headers[2].Id != HeaderId.ArcAuthenticationResults)
-            return new ArcSealOutcome(false, instance, cv, "MimeKit's ArcSigner added no ARC set");
-        // MimeKit puts the set on top: ARC-Seal, ARC-Message-Signature, ARC-Authentication-Results.
-        for (var i = 2; i >= 0; i--)
-            message.Insert(0, SigningView.ToBytes(view.Headers[i]));
+        var set = ArcSetSigner.Sign(message, instance, cv, authres, _key, Domain, Selector, signed, TimeProvider.GetUtcNow().ToUnixTimeSeconds());
+        for (var i = set.Count - 1; i >= 0; i--)
+            message.Insert(0, set[i]);
         return new ArcSealOutcome(true, instance, cv);
     }
 
@@ -156,36 +145,4 @@ public sealed class ArcSealer
         }
         return results;
     }
-}
-
-/// <summary>
-/// MimeKit's <see cref="ArcSigner"/> for one message: it seals the ARC-Authentication-Results it is given
-/// (MimeKit stamps i=) and takes t= from a <see cref="TimeProvider"/>. Made per message, so concurrent seals
-/// never share state.
-/// </summary>
-public sealed class PosternArcSigner : ArcSigner
-{
-    private readonly AuthenticationResults _results;
-    private readonly TimeProvider _time;
-    private readonly DkimSigningKey _key;
-
-    public PosternArcSigner(DkimSigningKey key, string domain, string selector, AuthenticationResults results, TimeProvider? timeProvider = null)
-        : base(key.PrivateKey, domain, selector, key.Algorithm)
-    {
-        _key = key;
-        _results = results;
-        _time = timeProvider ?? TimeProvider.System;
-    }
-
-    /// <summary>RSA through .NET's native implementation (see <see cref="NativeRsaSigner"/>).</summary>
-    protected override Org.BouncyCastle.Crypto.ISigner CreateSigningContext() =>
-        SignatureAlgorithm == DkimSignatureAlgorithm.RsaSha256 && _key.NativeRsa is { } rsa ? new NativeRsaSigner(rsa) : base.CreateSigningContext();
-
-    protected override AuthenticationResults GenerateArcAuthenticationResults(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
-        _results;
-
-    protected override Task<AuthenticationResults> GenerateArcAuthenticationResultsAsync(FormatOptions options, MimeMessage message, CancellationToken cancellationToken) =>
-        Task.FromResult(_results);
-
-    protected override long GetTimestamp() => _time.GetUtcNow().ToUnixTimeSeconds();
 }

@@ -89,6 +89,41 @@ internal sealed class DkimMessageHashes(MimeMessage message)
         return Verify(key, data.Hash(), b);
     }
 
+    /// <summary>
+    /// bh= of a signature Postern writes: the base64 SHA-256 of <paramref name="body"/> (the bytes it sends)
+    /// canonicalized relaxed, whole — the same canonicalization, byte for byte, that verification holds to MimeKit's.
+    /// </summary>
+    public static string RelaxedBodyHash(Stream body)
+    {
+        using var relaxed = new BodyHasher(relaxed: true, maxLength: -1);
+        var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            int n;
+            while ((n = body.Read(buffer)) > 0)
+                relaxed.Write(buffer.AsSpan(0, n));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return relaxed.Finish();
+    }
+
+    /// <summary>
+    /// What b= of a signature Postern writes signs: the SHA-256 of <paramref name="fields"/> (name and the raw value
+    /// after the colon) canonicalized relaxed (RFC 6376 §3.4.2), each with CRLF, then the signature field itself,
+    /// its b= still empty, without one.
+    /// </summary>
+    public static byte[] RelaxedHeaderHash(IEnumerable<(string Name, byte[] Value)> fields, string signatureName, ReadOnlySpan<byte> signatureValue)
+    {
+        using var data = new HashedData();
+        foreach (var (name, value) in fields)
+            Write(data, name, [], value, DkimCanonicalizationAlgorithm.Relaxed, isSignature: false);
+        Write(data, signatureName, [], signatureValue, DkimCanonicalizationAlgorithm.Relaxed, isSignature: true);
+        return data.Hash();
+    }
+
     /// <summary>c= as (header, body) canonicalization: simple/simple when absent, body simple when only one is named.</summary>
     public static (DkimCanonicalizationAlgorithm Header, DkimCanonicalizationAlgorithm Body) ParseCanonicalization(string? c)
     {

@@ -31,6 +31,19 @@ public sealed class DkimSigningKey
     /// <summary>The same key as native .NET RSA, made once (signing through it is many times faster); null for Ed25519.</summary>
     internal RSA? NativeRsa => _native ??= NativeRsaSigner.CreateKey(PrivateKey);
 
+    /// <summary>b= over <paramref name="sha256"/>, the SHA-256 of the canonicalized header data: RSASSA-PKCS1-v1_5 natively (OpenSSL), or Ed25519 (RFC 8463).</summary>
+    internal byte[] SignSha256(byte[] sha256)
+    {
+        if (PrivateKey is Ed25519PrivateKeyParameters ed25519)
+        {
+            var signer = new Org.BouncyCastle.Crypto.Signers.Ed25519Signer();
+            signer.Init(true, ed25519);
+            signer.BlockUpdate(sha256, 0, sha256.Length);
+            return signer.GenerateSignature();
+        }
+        return NativeRsa!.SignHash(sha256, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+    }
+
     /// <summary>rsa-sha256 for RSA keys, ed25519-sha256 for Ed25519 keys.</summary>
     public DkimSignatureAlgorithm Algorithm => PrivateKey is Ed25519PrivateKeyParameters ? DkimSignatureAlgorithm.Ed25519Sha256 : DkimSignatureAlgorithm.RsaSha256;
 
