@@ -21,7 +21,8 @@
 #   BENCH_CORPUS_FILES (500 distinct messages, sent in turn), BENCH_VERIFY_SAMPLE (50),
 #   BENCH_RSPAMD_WORKERS (2 milter workers), BENCH_RSPAMD_OFF (more rspamd modules to turn off, e.g. "phishing mime_types"),
 #   BENCH_TIMEOUT seconds per run (900), BENCH_KEEP=1 to keep files, BENCH_PROFILE=1 to record where Postern's CPU
-#   goes in each measured run (perf, with the JIT's perf map), as .test-run/bench/gateway-profile-{sealed,unsigned}.txt.
+#   goes in each measured run (perf, with the JIT's perf map), as .test-run/bench/gateway-profile-{sealed,unsigned}.txt;
+#   BENCH_ONLY=postern skips the peer's runs (for profiling; no ratio then).
 # Needs Debian's postfix, rspamd, python3-dkim, python3-dnslib, python3-authres.
 # Quick check: BENCH_MESSAGES=2000 BENCH_CORPUS_FILES=200 bash bench/gateway-bench.sh
 set -uo pipefail
@@ -36,6 +37,7 @@ corpus_files=${BENCH_CORPUS_FILES:-500}
 verify_sample=${BENCH_VERIFY_SAMPLE:-50}
 rspamd_workers=${BENCH_RSPAMD_WORKERS:-2}
 profile=${BENCH_PROFILE:-0}
+only=${BENCH_ONLY:-}
 run_timeout=${BENCH_TIMEOUT:-900}
 hz=$(getconf CLK_TCK)
 
@@ -249,10 +251,11 @@ run() {
 }
 
 log "load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+unsigned_peer_rate=0 unsigned_peer_cpu=0 sealed_peer_rate=0 sealed_peer_cpu=0
 run postern unsigned 1; unsigned_postern_rate=$rate unsigned_postern_cpu=$cpu
-run peer unsigned 1;    unsigned_peer_rate=$rate    unsigned_peer_cpu=$cpu
+[ "$only" = postern ] || { run peer unsigned 1; unsigned_peer_rate=$rate unsigned_peer_cpu=$cpu; }
 run postern sealed 2;   sealed_postern_rate=$rate   sealed_postern_cpu=$cpu
-run peer sealed 2;      sealed_peer_rate=$rate      sealed_peer_cpu=$cpu
+[ "$only" = postern ] || { run peer sealed 2; sealed_peer_rate=$rate sealed_peer_cpu=$cpu; }
 log "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }

@@ -26,7 +26,7 @@ BUCKETS = [
     (r"Postern\.Core\.Authentication", "authentication: other"),
     (r"MimeKit\.MimeParser|MimeKit\.MimeMessage::Load|MimeKit\.MimeEntity::Load|MimeMessageBytes", "MIME parse"),
     (r"MimeKit\.(Encodings|IO\.Filters)", "MIME decode (base64, QP, filters)"),
-    (r"Postern\.Core\.Scanning\.(\w+Engine|\w+Scanner|\w+Extractor)", None),  # the engine's own name
+    (r"Postern\.Core\.Scanning\.Engines\.", None),  # the engine's own name
     (r"Postern\.Core\.Scanning", "scanning: pipeline"),
     (r"MimeKit", "MimeKit: other"),
     (r"Microsoft\.Data\.Sqlite|SQLitePCL|libe_sqlite3|libsqlite3|Postern\.Core\.Trac", "SQLite: trace and state"),
@@ -54,11 +54,22 @@ STAGES = [
 ]
 BUCKETS = [(re.compile(p), b) for p, b in BUCKETS]
 STAGES = [(re.compile(p), s) for p, s in STAGES]
-ENGINE = re.compile(r"Postern\.Core\.Scanning\.(\w+?)(?:Engine|Scanner|Extractor)\b")
+ENGINE = re.compile(r"Postern\.Core\.Scanning\.Engines\.(\w+)")
+# Leaf libraries for a sample no frame of which a rule names (their stacks often do not unwind past them).
+UNOWNED = [
+    ("libcrypto", "OpenSSL, stack not unwound (RSA, SHA-256)"),
+    ("libssl", "OpenSSL, stack not unwound (TLS)"),
+    ("kernel", "kernel, no managed caller (thread pool waits, socket events)"),
+    ("libcoreclr", "runtime, no owner (GC, thread pool, stubs)"),
+    ("libclrjit", "runtime, no owner (JIT)"),
+    ("libc.so", "libc, no managed caller"),
+    ("libSystem.Native", "System.Native, no managed caller"),
+]
 
 
 def classify(frames):
-    bucket = stage = None
+    """(bucket, stage, the frame that decided the bucket)."""
+    bucket = stage = owner = None
     for sym, _dso in frames:  # leaf first
         if bucket is None:
             for pattern, name in BUCKETS:
@@ -66,7 +77,7 @@ def classify(frames):
                     if name is None:
                         engine = ENGINE.search(sym)
                         name = f"scan engine: {engine.group(1) if engine else 'other'}"
-                    bucket = name
+                    bucket, owner = name, sym
                     break
         if stage is None:
             for pattern, name in STAGES:
@@ -75,7 +86,11 @@ def classify(frames):
                     break
         if bucket and stage:
             break
-    return bucket or "runtime, no owner (GC, thread pool, JIT)", stage or "-"
+    if bucket is None:
+        dso = frames[0][1] if frames else ""
+        bucket = next((name for lib, name in UNOWNED if lib in dso), f"no owner, leaf in {dso.rsplit('/', 1)[-1] or '?'}")
+        owner = frames[-1][0] if frames else "?"
+    return bucket, stage or "-", owner
 
 
 def leaf_kind(frames):
@@ -113,24 +128,27 @@ def main():
     by_stage = collections.defaultdict(collections.Counter)
     by_kind = collections.defaultdict(collections.Counter)
     leaves = collections.defaultdict(collections.Counter)
+    owners = collections.defaultdict(collections.Counter)
     for period, frames in samples(sys.stdin):
-        bucket, stage = classify(frames)
+        bucket, stage, owner = classify(frames)
         total += period
         by_bucket[bucket] += period
         by_stage[bucket][stage] += period
         by_kind[bucket][leaf_kind(frames)] += period
-        leaves[bucket][re.sub(r"\[Optimized\]|\(.*", "", frames[0][0])[-90:]] += period
+        leaf = frames[0][0] if frames[0][0] != "[unknown]" else frames[0][1].rsplit("/", 1)[-1]
+        leaves[bucket][re.sub(r"\[Optimized\]|\(.*", "", leaf)[-80:]] += period
+        owners[bucket][re.sub(r"\[Optimized\]|\(.*|^instance |^[\w.`\[\]<>!,&]+ \[[\w.]+\] ", "", owner)[-100:]] += period
     if not total:
         sys.exit("no samples")
     ms = lambda n: n * cpu / total
     print(f"{total} sample periods; {cpu:.2f} ms CPU per message in all; each bucket: ms/msg, share,"
-          " of which kernel / runtime (GC, JIT) at the leaf; by stage; its three hottest leaf symbols")
+          " of which kernel / runtime (GC, JIT) at the leaf; by stage; the frames that put samples there; the hottest leaves")
     for bucket, n in by_bucket.most_common():
         kind = by_kind[bucket]
         print(f"{ms(n):6.2f} ms {100 * n / total:5.1f}%  {bucket}   (kernel {ms(kind['kernel']):.2f}, runtime {ms(kind['runtime']):.2f})")
         print("           stages: " + ", ".join(f"{s} {ms(c):.2f}" for s, c in by_stage[bucket].most_common(5)))
-        for leaf, c in leaves[bucket].most_common(3):
-            print(f"           {ms(c):5.2f}  {leaf}")
+        print("           deciding frames: " + "; ".join(f"{o} {ms(c):.2f}" for o, c in owners[bucket].most_common(4)))
+        print("           leaves: " + "; ".join(f"{l} {ms(c):.2f}" for l, c in leaves[bucket].most_common(4)))
 
 
 if __name__ == "__main__":

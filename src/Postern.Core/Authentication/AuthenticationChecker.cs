@@ -41,14 +41,18 @@ public sealed class AuthenticationChecker
         _dmarc = new DmarcEvaluator(dns, options.PublicSuffixList, options.DmarcPercentSample);
     }
 
-    public async Task<AuthenticationReport> CheckAsync(MimeMessage message, SmtpIdentity smtp, CancellationToken cancellationToken = default)
+    public Task<AuthenticationReport> CheckAsync(MimeMessage message, SmtpIdentity smtp, CancellationToken cancellationToken = default) =>
+        CheckAsync(message, null, smtp, cancellationToken);
+
+    /// <summary>Checks <paramref name="message"/>, hashing the body from <paramref name="openBody"/> (its bytes as received) when given.</summary>
+    public async Task<AuthenticationReport> CheckAsync(MimeMessage message, Func<Stream>? openBody, SmtpIdentity smtp, CancellationToken cancellationToken = default)
     {
         var spf = _spf.CheckMailFromAsync(smtp.ClientAddress, smtp.MailFrom, smtp.Helo, cancellationToken);
         var heloSpf = string.IsNullOrEmpty(smtp.MailFrom) || string.IsNullOrEmpty(smtp.Helo)
             ? Task.FromResult<SpfCheckResult?>(null)
             : CheckHeloAsync(smtp, cancellationToken);
         // One set of body hashes for both: a DKIM signature and an ARC-Message-Signature over the same body hash it once.
-        var hashes = new DkimMessageHashes(message);
+        var hashes = new DkimMessageHashes(message, openBody);
         var dkim = await _dkim.VerifyAsync(hashes, cancellationToken).ConfigureAwait(false);
         var arc = await _arc.VerifyAsync(hashes, cancellationToken).ConfigureAwait(false);
         var mailFrom = await spf.ConfigureAwait(false);

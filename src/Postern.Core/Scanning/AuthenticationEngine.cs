@@ -26,7 +26,7 @@ public sealed partial class AuthenticationEngine(AuthenticationChecker checker, 
     {
         var envelope = context.Envelope;
         var client = OriginalClient(context.Message) ?? (IPAddress.TryParse(envelope.Client, out var ip) ? ip : IPAddress.Loopback);
-        var report = await checker.CheckAsync(context.Message, new SmtpIdentity(client, envelope.HeloName, envelope.MailFrom), cancellationToken)
+        var report = await checker.CheckAsync(context.Message, context.OpenBody, new SmtpIdentity(client, envelope.HeloName, envelope.MailFrom), cancellationToken)
             .ConfigureAwait(false);
         context.Annotate("Authentication-Results", report.ToAuthenticationResults(authservId).ToString());
 

@@ -16,6 +16,9 @@ public sealed class ScanContext
     /// <summary>Opens the message bytes as cleanup left them, relay key removed (for engines that want the wire form, e.g. clamd, rspamd).</summary>
     public required Func<Stream> OpenRaw { get; init; }
 
+    /// <summary>Opens the body as received (after the header section), for checks over the signed bytes such as DKIM's body hash; null when the caller has only the parsed message.</summary>
+    public Func<Stream>? OpenBody { get; init; }
+
     public required long Size { get; init; }
 
     /// <summary>The tenant's protected domains (normalised), for look-alike checks.</summary>

@@ -15,9 +15,11 @@ namespace Postern.Core.Authentication;
 /// Postern lets MimeKit validate the headers' syntax and the chain's structure and does the hashing and the RSA here:
 /// the body is streamed once per length limit (l=, almost always none) into both canonicalizations and their hashes,
 /// never held in memory again, and a signature then costs one RSA verification. The canonicalization is MimeKit's (RFC 6376 §3.4), byte for byte.
+/// With <c>openBody</c> the body hashed is the bytes received (what was signed); without it, the body as MimeKit
+/// writes the parsed message, which for a well-formed message is the same bytes.
 /// One instance per message, used by one reader at a time.
 /// </summary>
-internal sealed class DkimMessageHashes(MimeMessage message)
+internal sealed class DkimMessageHashes(MimeMessage message, Func<Stream>? openBody = null)
 {
     private static readonly byte[] CrLf = "\r\n"u8.ToArray();
     private readonly Dictionary<(DkimCanonicalizationAlgorithm, int), string> _bodyHashes = [];
@@ -37,7 +39,26 @@ internal sealed class DkimMessageHashes(MimeMessage message)
         // c=), streamed: a message's body is never held again here, whatever its size.
         using var simple = new BodyHasher(relaxed: false, maxLength);
         using var relaxed = new BodyHasher(relaxed: true, maxLength);
-        if (Message.Body is not null)
+        if (openBody is not null)
+        {
+            // The body as it was received: the bytes its signers signed, without MimeKit writing the parsed body out again.
+            using var body = openBody();
+            var buffer = ArrayPool<byte>.Shared.Rent(16 * 1024);
+            try
+            {
+                int n;
+                while ((n = body.Read(buffer)) > 0)
+                {
+                    simple.Write(buffer.AsSpan(0, n));
+                    relaxed.Write(buffer.AsSpan(0, n));
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+        }
+        else if (Message.Body is not null)
         {
             var options = FormatOptions.Default.Clone();
             options.NewLineFormat = NewLineFormat.Dos;
