@@ -16,9 +16,10 @@ namespace Postern.Smtp.Internal;
 /// </summary>
 internal sealed partial class SmtpSession
 {
-    // Small segments and zero-byte reads: an idle session holds no read buffer at all, so thousands of
-    // idle connections cost little more than their sockets.
-    private static readonly StreamPipeReaderOptions ReaderOptions = new(pool: MemoryPool<byte>.Shared, bufferSize: 4096, minimumReadSize: 1024, leaveOpen: true, useZeroByteReads: true);
+    // Zero-byte reads: an idle session holds no read buffer at all, so thousands of idle connections cost little
+    // more than their sockets. A session that is sending reads 16 KB at a time (a 46 KB message in three reads
+    // rather than twelve: each read is a system call, and on a VM a costly one).
+    private static readonly StreamPipeReaderOptions ReaderOptions = new(pool: MemoryPool<byte>.Shared, bufferSize: 16 * 1024, minimumReadSize: 4096, leaveOpen: true, useZeroByteReads: true);
     private static readonly StreamPipeWriterOptions WriterOptions = new(pool: MemoryPool<byte>.Shared, minimumBufferSize: 1024, leaveOpen: true);
     private static readonly TimeSpan CloseTimeout = TimeSpan.FromSeconds(2);
 
