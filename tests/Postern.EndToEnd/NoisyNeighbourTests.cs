@@ -128,24 +128,30 @@ public sealed class NoisyNeighbourTests(ITestOutputHelper output) : EndToEndTest
     }
 
     [Fact]
-    public async Task A_next_hop_that_takes_the_message_and_never_answers_its_end_is_in_the_trace_as_a_timeout()
+    public async Task A_next_hop_that_takes_the_message_and_never_answers_its_end_is_in_the_trace_as_a_timeout_and_another_tenant_is_delivered_meanwhile()
     {
         var hung = Own(new TarpitMta(hangAfterData: true));
+        var bravoMta = Own(await SmtpSink.StartAsync(Directory, "bravo-mta"));
         var alpha = await Postern.CreateTenantAsync("alpha", "alpha.test", $"127.0.0.1:{hung.Port}");
+        var bravo = await Postern.CreateTenantAsync("bravo", "bravo.test", $"127.0.0.1:{bravoMta.Port}");
         var config = new PosternConfig
         {
             Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
             DeliveryRequireTls = false,
-            DataTimeout = TimeSpan.FromSeconds(2),
+            DataTimeout = TimeSpan.FromSeconds(6),
             RetryDelays = [TimeSpan.FromHours(1)],
         };
         await Postern.StartServeAsync(config);
 
         var sent = await Swaks.SendAsync(config.First.Port, "sender@external.test", "user@alpha.test", "hung after data", "--add-header", alpha.KeyHeader);
         Assert.True(sent.QueueId is not null, sent.ToString());
+        // While alpha's next hop sits on the end of its DATA (6 s before Postern gives up), bravo's mail goes through.
+        var other = await Swaks.SendAsync(config.First.Port, "sender@external.test", "user@bravo.test", "bravo meanwhile", "--add-header", bravo.KeyHeader);
+        Assert.True(other.QueueId is not null, other.ToString());
+        Assert.Equal("bravo meanwhile", Assert.Single(await bravoMta.WaitForMessagesAsync(1, TimeSpan.FromSeconds(4), Diagnostics)).Mail.Header("Subject"));
 
         // Not "connection lost" or a bare "deferred": the administrator reads which reply never came, from whom, after how long.
-        var expected = $"timed out waiting for the reply to DATA from 127.0.0.1:{hung.Port} after 2 s";
+        var expected = $"timed out waiting for the reply to DATA from 127.0.0.1:{hung.Port} after 6 s";
         var trace = await TraceQuery.WaitForAsync(Postern, sent.QueueId!, t => t.State == "deferred", diagnostics: Diagnostics);
         var attempt = Assert.Single(trace.Attempts);
         Assert.Equal(("deferred", expected), (attempt.Outcome, attempt.Reply));
