@@ -125,6 +125,33 @@ public sealed class ProtocolTests
     }
 
     [Fact]
+    public async Task Quit_is_answered_and_the_connection_ends_with_a_clean_close()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectEhloAsync();
+
+        Assert.Equal("221 2.0.0", (await client.CommandAsync("QUIT")).Status);
+
+        Assert.True(await client.ClosesCleanlyAsync(TimeSpan.FromSeconds(2)));
+        await Poll.UntilAsync(() => server.Server.ActiveSessions == 0, "session to end");
+    }
+
+    [Fact]
+    public async Task Bytes_sent_after_quit_do_not_reset_the_connection_before_the_reply_is_read()
+    {
+        await using var server = await TestServer.StartAsync();
+        var client = await server.ConnectEhloAsync();
+
+        // More than one read of the server's takes, so some of it is still unread in the kernel when it closes:
+        // closing over unread input would send RST, and a reset can destroy the 221 before the client reads it.
+        await client.SendAsync("QUIT\r\n" + string.Concat(Enumerable.Repeat("NOOP after quit\r\n", 2000)));
+        await Task.Delay(200);
+
+        Assert.Equal("221 2.0.0", (await client.ReadReplyAsync()).Status);
+        Assert.True(await client.ClosesCleanlyAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task Pipelined_commands_get_replies_in_order()
     {
         var handler = new RecordingHandler

@@ -29,11 +29,10 @@ internal static class WireMimeMessage
 
         var header = new Header(name, "");
         header.SetRawValue(bytes);
-        var message = new MimeMessage();
-        message.Headers.Clear();
-        message.Headers.Add(header);
-        message.Body = new RawBody(raw, []);
-        return message;
+        // This constructor adds no header of its own (the parameterless one formats a Date and generates a
+        // Message-Id, only for them to be cleared again).
+        IEnumerable<Header> headers = [header];
+        return new MimeMessage(headers) { Body = new RawBody(raw, []) };
     }
 
     /// <summary>Bytes MimeKit will write for <paramref name="raw"/>: the fields, the empty line, the body ended by a line end.</summary>

@@ -167,11 +167,17 @@ internal sealed partial class SmtpSession
         }
     }
 
+    private const string ClientQuit = "quit";
+    private const string ClientDisconnected = "client disconnected";
+
     /// <summary>
     /// Sends what is pending, then half-closes and briefly drains input: closing a socket with unread input makes
-    /// the kernel send RST, which can destroy our last reply before the client reads it.
+    /// the kernel send RST, which can destroy our last reply before the client reads it. There is nothing to
+    /// drain when the client has closed its side, or has said QUIT on a plain connection and sent nothing after
+    /// it: the close then sends FIN alone. (Draining there cost a system call or two and, once the client's RST
+    /// answered our FIN, a SocketException per session.)
     /// </summary>
-    private async ValueTask CloseGracefullyAsync()
+    private async ValueTask CloseGracefullyAsync(string reason)
     {
         if (_aborted || _transportBroken)
         {
@@ -181,6 +187,10 @@ internal sealed partial class SmtpSession
         if (_outputPending)
         {
             await FlushAsync((int)CloseTimeout.TotalMilliseconds).ConfigureAwait(false);
+        }
+        if (reason == ClientDisconnected || (reason == ClientQuit && _sslStream is null && _socket.Available == 0))
+        {
+            return;
         }
         using var cts = new CancellationTokenSource(CloseTimeout);
         try

@@ -131,7 +131,7 @@ internal sealed partial class SmtpSession
                 _outputPending = true;
                 reason = await CommandLoopAsync().ConfigureAwait(false);
             }
-            await CloseGracefullyAsync().ConfigureAwait(false);
+            await CloseGracefullyAsync(reason).ConfigureAwait(false);
         }
         catch (Exception ex) when (_aborted)
         {
@@ -189,7 +189,7 @@ internal sealed partial class SmtpSession
                     switch (await ReadMoreAsync(commandMode: true).ConfigureAwait(false))
                     {
                         case ReadStatus.EndOfInput:
-                            return "client disconnected";
+                            return ClientDisconnected;
                         case ReadStatus.Timeout:
                             return OnTimeout();
                     }
@@ -369,7 +369,7 @@ internal sealed partial class SmtpSession
                 }
                 Write(SmtpReplies.Bye);
                 _progress = true;
-                return "quit";
+                return ClientQuit;
 
             default:
                 return Error(SmtpReplies.CommandUnrecognized);

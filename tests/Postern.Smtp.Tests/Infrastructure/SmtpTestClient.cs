@@ -208,6 +208,23 @@ internal sealed partial class SmtpTestClient : IAsyncDisposable
         }
     }
 
+    /// <summary>Reads until the server closes: true for a clean end of stream (FIN), false for a reset.</summary>
+    public async Task<bool> ClosesCleanlyAsync(TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? DefaultTimeout);
+        try
+        {
+            while (await ReadLineAsync(cts.Token) is not null)
+            {
+            }
+            return true;
+        }
+        catch (IOException ex) when (ex.InnerException is SocketException { SocketErrorCode: SocketError.ConnectionReset })
+        {
+            return false;
+        }
+    }
+
     /// <summary>EHLO, then MAIL/RCPT/DATA with the given content (already dot-stuffed, ending in CRLF).</summary>
     public async Task<TestReply> SendMessageAsync(string from, string[] to, string content)
     {
