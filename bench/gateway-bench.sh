@@ -229,11 +229,13 @@ run() {
         perf_pid=$!
         started_pids+=("$perf_pid")
     fi
+    local dns_before; dns_before=$(dns_queries)
     cpu_start=$(cpu_now)
     start=$(now)
     send "$corpus/$kind" "$port" "$key" "$messages" "$dir/send.log"
     wait_sink "$dir/sink.out" $(( warmup + messages )) "$stack/$kind"
     end=$(now)
+    dns=$(awk -v n="$messages" -v a="$dns_before" -v b="$(dns_queries)" 'BEGIN { printf "%.2f", (b - a) / n }')
     rate=$(awk -v n="$messages" -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", n / (e - s) }')
     cpu=$(awk -v n="$messages" -v a="$cpu_start" -v b="$(cpu_now)" -v hz="$hz" 'BEGIN { printf "%.2f", (b - a) * 1000 / hz / n }')
     if [ -n "$perf_pid" ]; then
@@ -244,7 +246,7 @@ run() {
     kill -TERM "$sink_pid"; wait_gone "$sink_pid" 10 || kill -KILL "$sink_pid"
     /usr/bin/python3 "$repo/bench/arc-check.py" "$bench_dir/zone.txt" "$dir/delivered" "$instance" "$verify_sample" >"$dir/arc-check.out" 2>&1 ||
         { cat "$dir/arc-check.out" >&2; die "$stack/$kind: not every delivered message carries a valid i=$instance ARC set"; }
-    log "$stack/$kind: $rate msg/s, CPU $cpu ms per message; sealed: $(tail -1 "$dir/arc-check.out")"
+    log "$stack/$kind: $rate msg/s, CPU $cpu ms per message, $dns DNS queries per message; sealed: $(tail -1 "$dir/arc-check.out")"
     if [ "$stack" = postern ]; then
         grep -o 'verdict [a-z]*\( (rule [a-z-]*)\)\?' "$dir/postern.log" | sort | uniq -c | sed 's/^/    /' >&2
     fi

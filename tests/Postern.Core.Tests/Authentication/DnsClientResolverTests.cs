@@ -50,6 +50,30 @@ public sealed class DnsClientResolverTests : IClassFixture<DnsClientResolverTest
     }
 
     [LocalDnsFact]
+    public async Task A_name_without_records_and_a_server_failure_are_asked_once_while_the_answer_is_kept()
+    {
+        var resolver = _server.NewResolver();
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(DnsLookupStatus.NonExistentDomain, (await resolver.QueryTxtAsync("missing-once.test", CancellationToken.None)).Status);
+            Assert.Equal(DnsLookupStatus.ServerFailure, (await resolver.QueryTxtAsync("servfail-once.test", CancellationToken.None)).Status);
+        }
+
+        Assert.Equal(1, await _server.QueriesForAsync("missing-once.test"));
+        Assert.Equal(1, await _server.QueriesForAsync("servfail-once.test"));
+    }
+
+    [LocalDnsFact]
+    public async Task A_server_that_did_not_answer_is_asked_again()
+    {
+        var resolver = _server.NewResolver();
+        Assert.Equal(DnsLookupStatus.Timeout, (await resolver.QueryTxtAsync("silent-twice.test", CancellationToken.None)).Status);
+        Assert.Equal(DnsLookupStatus.Timeout, (await resolver.QueryTxtAsync("silent-twice.test", CancellationToken.None)).Status);
+
+        Assert.Equal(2, await _server.QueriesForAsync("silent-twice.test"));
+    }
+
+    [LocalDnsFact]
     public async Task Spf_over_real_dns_passes()
     {
         var result = await new SpfChecker(_server.Resolver).CheckMailFromAsync(IPAddress.Parse("192.0.2.77"), "someone@txt.test", "host.test");
@@ -66,15 +90,21 @@ public sealed class DnsClientResolverTests : IClassFixture<DnsClientResolverTest
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             sock.bind(('127.0.0.1', 0))
             print(sock.getsockname()[1], flush=True)
+            counts = {}
             while True:
                 data, peer = sock.recvfrom(4096)
                 request = DNSRecord.parse(data)
                 name = str(request.q.qname).rstrip('.').lower()
                 qtype = QTYPE[request.q.qtype]
                 reply = request.reply()
-                if name == 'silent.test':
+                if name.startswith('count-of.'):
+                    reply.add_answer(RR(name, QTYPE.TXT, ttl=0, rdata=TXT([str(counts.get(name[len('count-of.'):], 0))])))
+                    sock.sendto(reply.pack(), peer)
                     continue
-                if name == 'servfail.test':
+                counts[name] = counts.get(name, 0) + 1
+                if name == 'silent.test' or name == 'silent-twice.test':
+                    continue
+                if name in ('servfail.test', 'servfail-once.test'):
                     reply.header.rcode = RCODE.SERVFAIL
                 elif name == 'txt.test' and qtype == 'TXT':
                     reply.add_answer(RR(name, QTYPE.TXT, rdata=TXT(['v=spf1 ip4:192.0.2.0/24', ' -all'])))
@@ -105,10 +135,23 @@ public sealed class DnsClientResolverTests : IClassFixture<DnsClientResolverTest
             var line = _process.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
             var port = int.Parse(line ?? throw new InvalidOperationException("the DNS server exited: " + _process.StandardError.ReadToEnd()),
                 System.Globalization.CultureInfo.InvariantCulture);
-            Resolver = new DnsClientResolver([new IPEndPoint(IPAddress.Loopback, port)], TimeSpan.FromSeconds(1), retries: 0);
+            _endPoint = new IPEndPoint(IPAddress.Loopback, port);
+            Resolver = NewResolver();
         }
 
+        private readonly IPEndPoint _endPoint = null!;
+
         public DnsClientResolver Resolver { get; } = null!;
+
+        /// <summary>A resolver with a cache of its own.</summary>
+        public DnsClientResolver NewResolver() => new([_endPoint], TimeSpan.FromSeconds(1), retries: 0);
+
+        /// <summary>How many questions about <paramref name="name"/> the server has been asked.</summary>
+        public async Task<int> QueriesForAsync(string name)
+        {
+            var answer = await NewResolver().QueryTxtAsync("count-of." + name, CancellationToken.None);
+            return int.Parse(Assert.Single(answer.Records), System.Globalization.CultureInfo.InvariantCulture);
+        }
 
         public void Dispose()
         {

@@ -47,6 +47,34 @@ public sealed class UrlEngineTests
     }
 
     [Fact]
+    public void Reads_character_references_and_raw_text_as_a_browser_does()
+    {
+        const string html = """
+            <a href="&#104;ttps&#x3a;//obfuscated.example.test/?a=1&amp;b=2">pay</a>
+            <style>.x { background: url(https://style.example.test/x.png) } a<b { }</style>
+            <script>if (a<b && c>d) { go(); }</script><a href='https://after-script.example.test/'>next</a>
+            <textarea><img src="https://inside-textarea.example.test/no-tag.png"></textarea>
+            """;
+
+        var urls = UrlExtractor.FromHtml(html).Select(u => u.Url).ToList();
+
+        Assert.Contains("https://obfuscated.example.test/?a=1&b=2", urls);
+        Assert.Contains("https://style.example.test/x.png", urls);
+        Assert.Contains("https://after-script.example.test/", urls);
+        // A textarea's content is text, not markup: its URL is found in the text, once, with the quote trimmed.
+        Assert.Contains("https://inside-textarea.example.test/no-tag.png", urls);
+        Assert.DoesNotContain(urls, u => u.Contains("no-tag.png\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Finds_links_under_any_depth_of_nesting()
+    {
+        var html = string.Concat(Enumerable.Repeat("<div>", 20_000)) + "<a href=\"https://deep.example.test/\">x</a>";
+
+        Assert.Contains("https://deep.example.test/", UrlExtractor.FromHtml(html).Select(u => u.Url));
+    }
+
+    [Fact]
     public void Normalises_hosts_to_punycode_and_drops_user_info()
     {
         var url = UrlExtractor.Normalize("HTTPS://user:pw@Bücher.Example/Ä?q=1#top");

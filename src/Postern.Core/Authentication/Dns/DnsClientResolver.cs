@@ -13,6 +13,15 @@ namespace Postern.Core.Authentication;
 /// </summary>
 public sealed class DnsClientResolver : IDnsResolver
 {
+    /// <summary>
+    /// How long an answer without records (NXDOMAIN, no data) or a server failure is kept. DnsClient caches
+    /// only answers with records by default, so every message asked again for what the last one learnt does
+    /// not exist: the TXT of a HELO name, a sender domain's missing DMARC record. RFC 2308 lets a resolver keep
+    /// a negative answer for its SOA minimum and a server failure up to five minutes; DnsClient reads no SOA, so
+    /// one bound short enough that a record just published is seen within a minute. Timeouts are not kept.
+    /// </summary>
+    public static readonly TimeSpan NegativeAnswerLifetime = TimeSpan.FromSeconds(60);
+
     private readonly LookupClient _client;
 
     /// <summary>Uses <see cref="DnsOptions.Servers"/> (ADDRESS or ADDRESS:PORT); the system resolvers when the list is empty.</summary>
@@ -26,6 +35,8 @@ public sealed class DnsClientResolver : IDnsResolver
     {
         var options = servers.Count == 0 ? new LookupClientOptions() : new LookupClientOptions(servers.ToArray());
         options.UseCache = true;
+        options.CacheFailedResults = true;
+        options.FailedResultsCacheDuration = NegativeAnswerLifetime;
         options.Timeout = timeout;
         options.Retries = retries;
         options.UseTcpFallback = true;
