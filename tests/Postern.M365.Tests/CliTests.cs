@@ -76,7 +76,7 @@ public sealed class CliTests
         Assert.Equal("drifted", (string?)connector["status"]);
         var difference = Assert.Single((JsonArray)connector["differences"]!)!;
         Assert.Equal("SmartHosts", (string?)difference["parameter"]);
-        Assert.Equal("m365-array-1.eu.postern.example", (string?)difference["expected"]);
+        Assert.Equal("m365-array-1.eu.postern.example, m365-array-2.eu.postern.example", (string?)difference["expected"]);
         Assert.Equal("smtp.elsewhere.example", (string?)difference["actual"]);
         Assert.All(items.Values.Where(i => i != inbound && i != connector), i => Assert.Equal("present", (string?)i["status"]));
         var conflict = Assert.Single((JsonArray)report["conflicts"]!)!;
@@ -134,7 +134,7 @@ public sealed class CliErrorTests
         var good = await cli.RunAsync("m365", "script", "contoso", "--config", config, "--profile", "integrated");
         Assert.Equal(0, good.Exit);
         Assert.Contains("EFSkipIPs = @('203.0.113.77', '2001:db8:77::1')", good.Out, StringComparison.Ordinal);
-        Assert.Contains("SmartHosts = @('m365-array-1.eu.mailguard.example')", good.Out, StringComparison.Ordinal);
+        Assert.Contains("SmartHosts = @('m365-array-1.eu.mailguard.example', 'm365-array-2.eu.mailguard.example')", good.Out, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -156,6 +156,33 @@ public sealed class CliErrorTests
     }
 
     [Fact]
+    public async Task An_inbound_connector_Exchange_Online_created_disabled_fails_apply_every_time_and_verify_says_why()
+    {
+        await using var exchange = await EmulatedTenantHarness.StartAsync();
+        exchange.Tenant.OnPremisesInboundProhibited = true;
+        using var cli = new CliHarness();
+        Assert.Equal(0, (await cli.ConnectAsync(exchange)).Exit);
+
+        var first = await cli.RunAsync("m365", "apply", "contoso", "--relay-key-file", cli.RelayKeyFile);
+
+        Assert.Equal(1, first.Exit);
+        Assert.Contains($"Exchange Online warns: {Postern.ExoEmulator.EmulatedTenant.CreatedDisabledWarning}", first.Out, StringComparison.Ordinal);
+        Assert.Equal($"error: apply stopped at inbound connector 'From Postern': inbound connector 'From Postern' is not as applied afterwards: " +
+            $"Enabled is $false, must be $true; Exchange Online warned: {Postern.ExoEmulator.EmulatedTenant.CreatedDisabledWarning}", first.Error.Trim().Split('\n')[^1]);
+
+        // Run again, it does not "repair" the connector into a success: Exchange Online keeps it disabled, and says so.
+        var second = await cli.RunAsync("m365", "apply", "contoso", "--relay-key-file", cli.RelayKeyFile);
+        Assert.Equal(1, second.Exit);
+        Assert.Contains($"Exchange Online warned: {Postern.ExoEmulator.EmulatedTenant.CannotEnableWarning}", second.Error, StringComparison.Ordinal);
+        Assert.False((bool)exchange.Tenant.Invoke("Get-InboundConnector", null).Single()["Enabled"]!);
+
+        var verify = await cli.RunAsync("m365", "verify", "contoso");
+        Assert.Equal(2, verify.Exit);
+        Assert.Contains($"disabled  inbound connector 'From Postern' (by Exchange Online: {Postern.ExoEmulator.EmulatedTenant.CannotEnableWarning} " +
+            "Once Microsoft support has enabled it, run postern m365 apply contoso)", verify.Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Apply_that_stops_says_what_was_done_and_exits_1()
     {
         await using var exchange = await EmulatedTenantHarness.StartAsync();
@@ -166,12 +193,12 @@ public sealed class CliErrorTests
         Assert.Equal(1, exit);
         Assert.Contains("] ARC trusted sealer 'arc.postern.example': add (the list is empty) ... failed", output, StringComparison.Ordinal);
         Assert.Contains("Done: create inbound connector 'From Postern'; create outbound connector 'To Postern'; create transport rule 'Postern Loop Check'; create transport rule 'Postern Redirect'.", output, StringComparison.Ordinal);
-        Assert.Contains("Not done: create ARC trusted sealer 'arc.postern.example'.", output, StringComparison.Ordinal);
+        Assert.Contains("Not done: create ARC trusted sealer 'arc.postern.example'; create spoofed sender allow entry 'Internal: *, 198.51.100.0/24'; create spoofed sender allow entry 'External: *, 198.51.100.0/24'.", output, StringComparison.Ordinal);
         Assert.Equal("error: apply stopped at ARC trusted sealer 'arc.postern.example': Set-ArcConfig 'Default': Try again later. (ValidationException)", error.Trim());
 
         var again = await cli.RunAsync("m365", "apply", "contoso");
         Assert.True(again.Exit == 0, again.Error);
-        Assert.Contains("Applying 1 change", again.Out, StringComparison.Ordinal);
+        Assert.Contains("Applying 3 changes", again.Out, StringComparison.Ordinal);
         var plan = await cli.RunAsync("m365", "plan", "contoso", "--json");
         Assert.Equal(0, (int)System.Text.Json.Nodes.JsonNode.Parse(plan.Out)!["changes"]!);
     }

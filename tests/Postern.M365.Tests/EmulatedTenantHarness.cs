@@ -121,7 +121,7 @@ internal sealed class RecordingExchange(IExchangeOnline inner) : IExchangeOnline
 {
     public List<CmdletInvocation> Calls { get; } = [];
 
-    public Task<IReadOnlyList<ExoObject>> InvokeAsync(CmdletInvocation invocation, CancellationToken cancellationToken)
+    public Task<ExoResponse> InvokeAsync(CmdletInvocation invocation, CancellationToken cancellationToken)
     {
         lock (Calls)
             Calls.Add(invocation);

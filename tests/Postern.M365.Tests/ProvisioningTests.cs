@@ -68,7 +68,7 @@ public sealed class ProvisioningTests
         var connector = report.Items.Single(i => i.Name == "To Postern");
         Assert.Equal(ItemStatus.Drifted, connector.Status);
         var drift = Assert.Single(connector.Differences);
-        Assert.Equal(new Difference("SmartHosts", "m365-array-1.eu.postern.example", "smtp.elsewhere.example"), drift);
+        Assert.Equal(new Difference("SmartHosts", "m365-array-1.eu.postern.example, m365-array-2.eu.postern.example", "smtp.elsewhere.example"), drift);
         Assert.Equal(ItemStatus.Missing, report.Items.Single(i => i.Kind == "ARC trusted sealer").Status);
         Assert.Contains(report.Conflicts, c => c.Subject == "ARC" && c.Problem.StartsWith("arc.postern.example is not a trusted ARC sealer", StringComparison.Ordinal));
         Assert.All(report.Items.Where(i => i.Name is not ("Postern Redirect" or "To Postern" or "arc.postern.example")), i => Assert.Equal(ItemStatus.Present, i.Status));
@@ -196,7 +196,30 @@ public sealed class ProvisioningTests
     }
 
     [Fact]
-    public async Task A_503_on_a_write_set_over_the_emulators_http_endpoint_is_waited_out_and_apply_completes()
+    public async Task A_change_whose_answer_is_lost_after_Exchange_made_it_is_read_back_and_not_made_twice()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync(EmulatedTenantHarness.SampleSeed());
+        using var client = harness.Client();
+        var provisioner = new Provisioner(client);
+        var blueprint = TestTenants.Blueprint(ProvisioningProfile.Relay);
+        // Exchange makes the first rule and the inbound connector, then the gateway answers 504 for each.
+        harness.Emulator.LoseAnswerAfterApplying("New-TransportRule");
+        harness.Emulator.LoseAnswerAfterApplying("New-InboundConnector");
+
+        var (plan, result) = await provisioner.ApplyAsync(blueprint, activated: false, null, CancellationToken.None);
+
+        Assert.True(result.Succeeded, result.Error);
+        Assert.Equal(plan.Changes.Count(), result.Done.Count);
+        // Each item was asked for once: the lost answers were followed by reads, not by a second New-*.
+        Assert.Equal(blueprint.Rules.Select(r => r.Name), harness.Emulator.Requests.Where(r => r.Cmdlet == "New-TransportRule").Select(r => r.Target));
+        Assert.Equal([504, 200, 200], harness.Emulator.Requests.Where(r => r.Cmdlet == "New-TransportRule").Select(r => r.Status));
+        Assert.Single(harness.Emulator.Requests, r => r.Cmdlet == "New-InboundConnector");
+        Assert.DoesNotContain(harness.Emulator.Requests, r => r.Status is >= 400 and not 504);
+        Assert.True((await provisioner.PlanAsync(blueprint, false, CancellationToken.None)).IsEmpty);
+    }
+
+    [Fact]
+    public async Task A_503_on_a_write_set_over_the_emulators_http_endpoint_is_waited_out_read_back_and_apply_completes()
     {
         await using var harness = await EmulatedTenantHarness.StartAsync(EmulatedTenantHarness.SampleSeed());
         using var client = harness.Client();

@@ -37,7 +37,7 @@ public sealed class SeedRequirementTests
         Assert.Equal("Partner", outbound.Setting("ConnectorType"));
         Assert.Equal(true, outbound.Setting("IsTransportRuleScoped"));
         Assert.Equal(false, outbound.Setting("UseMXRecord"));
-        Assert.Equal([$"m365-array-1.{region}.postern.example"], List(outbound.Setting("SmartHosts")));
+        Assert.Equal([$"m365-array-1.{region}.postern.example", $"m365-array-2.{region}.postern.example"], List(outbound.Setting("SmartHosts")));
         Assert.Equal("DomainValidation", outbound.Setting("TlsSettings"));
         Assert.Equal($"*.{region}.postern.example", outbound.Setting("TlsDomain"));
         Assert.Equal(true, outbound.Setting("Enabled"));
@@ -92,14 +92,16 @@ public sealed class SeedRequirementTests
         var receive = Inbound(b);
         Assert.Equal("Partner", receive.Setting("ConnectorType"));
         Assert.Equal(["198.51.100.25", "198.51.100.26"], List(receive.Setting("SenderIPAddresses")));
-        Assert.Equal(true, receive.Setting("RestrictDomainsToIPAddresses"));
+        // Steps 8–9 ask for IP identification and TLS only. RestrictDomainsToIPAddresses $true would be Microsoft's
+        // "Reject mail not routed through MX (third-party service)": every message not from Postern refused.
+        Assert.Equal(false, receive.Setting("RestrictDomainsToIPAddresses"));
         Assert.Equal(true, receive.Setting("RequireTls"));
         Assert.Equal(true, receive.Setting("Enabled"));
 
         var send = Outbound(b);
         Assert.Equal("Partner", send.Setting("ConnectorType"));
         Assert.Equal(true, send.Setting("IsTransportRuleScoped"));
-        Assert.Equal(["m365-array-1.eu.postern.example"], List(send.Setting("SmartHosts")));
+        Assert.Equal(["m365-array-1.eu.postern.example", "m365-array-2.eu.postern.example"], List(send.Setting("SmartHosts")));
         Assert.Equal("DomainValidation", send.Setting("TlsSettings"));
         Assert.Equal("*.eu.postern.example", send.Setting("TlsDomain"));
     }

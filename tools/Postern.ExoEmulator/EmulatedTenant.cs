@@ -22,6 +22,13 @@ public sealed class EmulatedTenant
     private readonly List<string> _arcSealers = [];
     private readonly List<string> _ipAllowList = [];
     private readonly List<string> _ipBlockList = [];
+    private List<string> _warnings = [];
+
+    /// <summary>Learn, inbound connector FAQ: the warning when an OnPremises inbound connector is created on such a tenant.</summary>
+    public const string CreatedDisabledWarning = "Inbound connector for this service offering is created in a disabled state. Contact Support to enable it.";
+
+    /// <summary>Learn, inbound connector FAQ: the warning when such a connector is updated (it stays disabled).</summary>
+    public const string CannotEnableWarning = "For this service offering, you can't enable an inbound connector. Contact Support to enable it.";
 
     internal EmulatedTenant(CmdletSchema schema, Guid tenantId, string organization)
     {
@@ -56,6 +63,13 @@ public sealed class EmulatedTenant
     /// <summary>The initial domain, contoso.onmicrosoft.com.</summary>
     public string Organization { get; }
 
+    /// <summary>
+    /// A tenant whose service offering does not allow OnPremises inbound connectors (many tenants created since
+    /// 2023): New-InboundConnector creates one disabled, and Set-InboundConnector cannot enable it; both succeed
+    /// with a warning, not an error (Learn, inbound connector FAQ; OrganizationInboundConnectorProhibitedException).
+    /// </summary>
+    public bool OnPremisesInboundProhibited { get; set; }
+
     /// <summary>Entra app registrations allowed to call: app id → certificate (public part).</summary>
     public Dictionary<string, X509Certificate2> Apps { get; } = new(StringComparer.OrdinalIgnoreCase);
 
@@ -75,44 +89,50 @@ public sealed class EmulatedTenant
         }
     }
 
-    /// <summary>Runs a cmdlet with parameters as they arrive in an InvokeCommand body; returns the output objects.</summary>
-    public IReadOnlyList<JsonObject> Invoke(string cmdlet, JsonObject? parameters)
+    /// <summary>Runs a cmdlet with parameters as they arrive in an InvokeCommand body; returns the output objects and Exchange's warnings.</summary>
+    public CmdletOutput Invoke(string cmdlet, JsonObject? parameters)
     {
         var p = _schema.Bind(cmdlet, parameters);
         p.Remove("Confirm");
         p.Remove("WhatIf");
         lock (_lock)
         {
-            return cmdlet.ToLowerInvariant() switch
-            {
-                "get-inboundconnector" => Get(_inbound, p, "InboundConnector", Connector),
-                "new-inboundconnector" => [NewInboundConnector(p)],
-                "set-inboundconnector" => Nothing(() => SetInboundConnector(p)),
-                "remove-inboundconnector" => Nothing(() => _inbound.Remove(Find(_inbound, p, "InboundConnector"))),
-                "get-outboundconnector" => GetOutboundConnectors(p),
-                "new-outboundconnector" => [NewOutboundConnector(p)],
-                "set-outboundconnector" => Nothing(() => SetOutboundConnector(p)),
-                "remove-outboundconnector" => Nothing(() => RemoveOutboundConnector(p)),
-                "get-transportrule" => GetTransportRules(p),
-                "new-transportrule" => [NewTransportRule(p)],
-                "set-transportrule" => Nothing(() => SetTransportRule(p)),
-                "enable-transportrule" => Nothing(() => EnableTransportRule(p, true)),
-                "disable-transportrule" => Nothing(() => EnableTransportRule(p, false)),
-                "remove-transportrule" => Nothing(() => _rules.Remove(Find(_rules, p, "TransportRule"))),
-                "get-arcconfig" => [ArcConfig()],
-                "set-arcconfig" => Nothing(() => SetArcConfig(p)),
-                "get-hostedconnectionfilterpolicy" => GetConnectionFilterPolicy(p),
-                "set-hostedconnectionfilterpolicy" => Nothing(() => SetConnectionFilterPolicy(p)),
-                "get-tenantallowblocklistspoofitems" => GetSpoofItems(p),
-                "new-tenantallowblocklistspoofitems" => [NewSpoofItem(p)],
-                "set-tenantallowblocklistspoofitems" => Nothing(() => SetSpoofItems(p)),
-                "remove-tenantallowblocklistspoofitems" => Nothing(() => RemoveSpoofItems(p)),
-                "get-remotedomain" => Get(_remoteDomains, p, "RemoteDomain", Plain),
-                "set-remotedomain" => Nothing(() => Apply(Find(_remoteDomains, p, "RemoteDomain"), "Set-RemoteDomain", p, "Identity")),
-                "get-accepteddomain" => Get(_acceptedDomains, p, "AcceptedDomain", Plain),
-                _ => throw new ExoError(400, "System.NotSupportedException", $"The emulator does not implement {cmdlet}."),
-            };
+            _warnings = [];
+            return new CmdletOutput(Run(cmdlet, p), _warnings);
         }
+    }
+
+    private IReadOnlyList<JsonObject> Run(string cmdlet, Dictionary<string, JsonNode?> p)
+    {
+        return cmdlet.ToLowerInvariant() switch
+        {
+            "get-inboundconnector" => Get(_inbound, p, "InboundConnector", Connector),
+            "new-inboundconnector" => [NewInboundConnector(p)],
+            "set-inboundconnector" => Nothing(() => SetInboundConnector(p)),
+            "remove-inboundconnector" => Nothing(() => _inbound.Remove(Find(_inbound, p, "InboundConnector"))),
+            "get-outboundconnector" => GetOutboundConnectors(p),
+            "new-outboundconnector" => [NewOutboundConnector(p)],
+            "set-outboundconnector" => Nothing(() => SetOutboundConnector(p)),
+            "remove-outboundconnector" => Nothing(() => RemoveOutboundConnector(p)),
+            "get-transportrule" => GetTransportRules(p),
+            "new-transportrule" => [NewTransportRule(p)],
+            "set-transportrule" => Nothing(() => SetTransportRule(p)),
+            "enable-transportrule" => Nothing(() => EnableTransportRule(p, true)),
+            "disable-transportrule" => Nothing(() => EnableTransportRule(p, false)),
+            "remove-transportrule" => Nothing(() => _rules.Remove(Find(_rules, p, "TransportRule"))),
+            "get-arcconfig" => [ArcConfig()],
+            "set-arcconfig" => Nothing(() => SetArcConfig(p)),
+            "get-hostedconnectionfilterpolicy" => GetConnectionFilterPolicy(p),
+            "set-hostedconnectionfilterpolicy" => Nothing(() => SetConnectionFilterPolicy(p)),
+            "get-tenantallowblocklistspoofitems" => GetSpoofItems(p),
+            "new-tenantallowblocklistspoofitems" => [NewSpoofItem(p)],
+            "set-tenantallowblocklistspoofitems" => Nothing(() => SetSpoofItems(p)),
+            "remove-tenantallowblocklistspoofitems" => Nothing(() => RemoveSpoofItems(p)),
+            "get-remotedomain" => Get(_remoteDomains, p, "RemoteDomain", Plain),
+            "set-remotedomain" => Nothing(() => Apply(Find(_remoteDomains, p, "RemoteDomain"), "Set-RemoteDomain", p, "Identity")),
+            "get-accepteddomain" => Get(_acceptedDomains, p, "AcceptedDomain", Plain),
+            _ => throw new ExoError(400, "System.NotSupportedException", $"The emulator does not implement {cmdlet}."),
+        };
     }
 
     /// <summary>A snapshot of everything, for tests and the emulator's state endpoint.</summary>
@@ -146,6 +166,11 @@ public sealed class EmulatedTenant
         record.Props["ConnectorType"] = "Partner";
         Apply(record, "New-InboundConnector", p);
         CheckInbound(record);
+        if (OnPremisesInboundProhibited && IsOnPremises(record) && record.Bool("Enabled") != false)
+        {
+            record.Props["Enabled"] = false;
+            _warnings.Add(CreatedDisabledWarning);
+        }
         _inbound.Add(record);
         return Connector(record, "InboundConnector");
     }
@@ -161,8 +186,15 @@ public sealed class EmulatedTenant
         var copy = record.Clone();
         Apply(copy, "Set-InboundConnector", p, "Identity");
         CheckInbound(copy);
+        if (OnPremisesInboundProhibited && IsOnPremises(copy))
+        {
+            _warnings.Add(CannotEnableWarning);
+            copy.Props["Enabled"] = false;
+        }
         record.Props = copy.Props;
     }
+
+    private static bool IsOnPremises(ExoRecord connector) => "OnPremises".Equals(connector.Text("ConnectorType"), StringComparison.OrdinalIgnoreCase);
 
     private static void CheckInbound(ExoRecord record)
     {
@@ -576,4 +608,18 @@ internal sealed class ExoRecord(JsonObject props, Guid? guid = null)
         }
         return o;
     }
+}
+
+/// <summary>What a cmdlet returned: its objects, and the warnings Exchange adds to the answer (@adminapi.warnings).</summary>
+public sealed class CmdletOutput(IReadOnlyList<JsonObject> objects, IReadOnlyList<string> warnings) : IReadOnlyList<JsonObject>
+{
+    public IReadOnlyList<string> Warnings { get; } = warnings;
+
+    public JsonObject this[int index] => objects[index];
+
+    public int Count => objects.Count;
+
+    public IEnumerator<JsonObject> GetEnumerator() => objects.GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }

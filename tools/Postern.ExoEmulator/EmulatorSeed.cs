@@ -53,6 +53,8 @@ public sealed class EmulatorSeed
                 remote.TryAdd("Identity", "Default");
                 Run(tenant, $"{where}: remote domain", "Set-RemoteDomain", [remote]);
             }
+            // After the seed's own connectors: those were made before the tenant's offering forbade them.
+            tenant.OnPremisesInboundProhibited = seed.OnPremisesInboundConnectorsProhibited;
         }
     }
 
@@ -82,6 +84,9 @@ public sealed class TenantSeed
     public string Organization { get; set; } = "";
 
     public List<AppSeed> Apps { get; set; } = [];
+
+    /// <summary>OnPremises inbound connectors are created disabled and cannot be enabled (<see cref="EmulatedTenant.OnPremisesInboundProhibited"/>).</summary>
+    public bool OnPremisesInboundConnectorsProhibited { get; set; }
 
     public List<AcceptedDomainSeed> AcceptedDomains { get; set; } = [];
 

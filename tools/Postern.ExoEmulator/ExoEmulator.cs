@@ -23,6 +23,7 @@ public sealed class ExoEmulator
     private readonly RSA _signingKey = RSA.Create(2048);
     private readonly object _throttleLock = new();
     private readonly Dictionary<string, (string Message, int Count)> _failures = new(StringComparer.OrdinalIgnoreCase);
+    private readonly Dictionary<string, (int Status, int Count)> _lostAnswers = new(StringComparer.OrdinalIgnoreCase);
     private readonly List<string> _throttled = [];
     private int _throttleRemaining;
     private int _throttleAfter;
@@ -110,6 +111,28 @@ public sealed class ExoEmulator
             _failures[cmdlet] = (message, count);
     }
 
+    /// <summary>
+    /// Makes the next <paramref name="count"/> calls of <paramref name="cmdlet"/> do their change and then answer
+    /// <paramref name="status"/> (504: the gateway gave up waiting), as when Exchange finished a change whose answer
+    /// was lost: a client that sends it again blindly meets its own first attempt ("already exists").
+    /// </summary>
+    public void LoseAnswerAfterApplying(string cmdlet, int status = 504, int count = 1)
+    {
+        lock (_throttleLock)
+            _lostAnswers[cmdlet] = (status, count);
+    }
+
+    private int? TakeLostAnswer(string cmdlet)
+    {
+        lock (_throttleLock)
+        {
+            if (!_lostAnswers.TryGetValue(cmdlet, out var lost) || lost.Count <= 0)
+                return null;
+            _lostAnswers[cmdlet] = (lost.Status, lost.Count - 1);
+            return lost.Status;
+        }
+    }
+
     private ExoError? TakeFailure(string cmdlet)
     {
         lock (_throttleLock)
@@ -122,7 +145,7 @@ public sealed class ExoEmulator
     }
 
     /// <summary>Runs a cmdlet in a tenant as InvokeCommand would, recording it.</summary>
-    public IReadOnlyList<JsonObject> Invoke(EmulatedTenant tenant, string cmdlet, JsonObject? parameters)
+    public CmdletOutput Invoke(EmulatedTenant tenant, string cmdlet, JsonObject? parameters)
     {
         var target = (parameters?["Identity"] ?? parameters?["Name"])?.ToString();
         try
@@ -130,6 +153,8 @@ public sealed class ExoEmulator
             if (TakeFailure(cmdlet) is { } failure)
                 throw failure;
             var result = tenant.Invoke(cmdlet, parameters);
+            if (TakeLostAnswer(cmdlet) is { } status)
+                throw new ExoError(status, "System.TimeoutException", "The operation has timed out.");
             _requests.Enqueue(new EmulatorRequest(DateTimeOffset.UtcNow, tenant.Organization, cmdlet, target, (JsonObject?)parameters?.DeepClone() ?? [], 200));
             return result;
         }

@@ -198,7 +198,15 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
             var cmdlet = body?["cmdlet"]?.GetValue<string>();
             if (string.IsNullOrEmpty(cmdlet))
                 return Results.BadRequest("cmdlet is required");
-            emulator.FailNext(cmdlet, body?["message"]?.GetValue<string>() ?? "Injected failure.", body?["count"]?.GetValue<int>() ?? 1);
+            var count = body?["count"]?.GetValue<int>() ?? 1;
+            if (body?["afterApplying"]?.GetValue<bool>() == true)
+            {
+                var status = body?["status"]?.GetValue<int>() ?? 504;
+                emulator.LoseAnswerAfterApplying(cmdlet, status, count);
+                log($"answering the next call(s) of {cmdlet} with {status} after making the change");
+                return Results.NoContent();
+            }
+            emulator.FailNext(cmdlet, body?["message"]?.GetValue<string>() ?? "Injected failure.", count);
             log($"failing the next call(s) of {cmdlet}");
             return Results.NoContent();
         });
@@ -232,7 +240,7 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
     {
         if (string.IsNullOrEmpty(cmdlet))
             return Error(context, ExoError.Binding("The request body must be {\"CmdletInput\":{\"CmdletName\":…,\"Parameters\":{…}}}."));
-        IReadOnlyList<JsonObject> output;
+        CmdletOutput output;
         try
         {
             output = emulator.Invoke(tenant, cmdlet, parameters);
@@ -256,7 +264,7 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
         {
             ["@odata.context"] = $"{root}/$metadata#Collection(Exchange.GenericHashTable)",
             ["adminapi.warnings@odata.type"] = "#Collection(String)",
-            ["@adminapi.warnings"] = new JsonArray(),
+            ["@adminapi.warnings"] = new JsonArray([.. output.Warnings.Select(w => (JsonNode)JsonValue.Create(w))]),
             ["value"] = new JsonArray([.. page.Select(o => (JsonNode)o)]),
         };
         if (skip + page.Length < output.Count)

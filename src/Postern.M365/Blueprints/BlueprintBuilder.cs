@@ -62,6 +62,8 @@ public static class BlueprintBuilder
             warnings.Add("outbound 'via-m365' with the relay profile: Exchange Online relays to the Internet only mail arriving on an OnPremises (your organisation's server) connector, not a Partner one; use the relay-legacy profile or outbound 'direct'");
         if (profile == ProvisioningProfile.RelayLegacy && !tenant.CreatedBefore2023)
             warnings.Add($"the relay-legacy profile is meant for tenants created before 2023 (seed 004); tenant '{tenant.Name}' is not marked so (postern tenant add --created-before-2023)");
+        if (region.SmartHosts.Count < 2)
+            warnings.Add($"region '{region.Region}' has one smart host ({region.SmartHosts[0]}): when it is down, Exchange Online queues every tenant's mail for 24 hours and then returns it to the senders; list two or more in Postern:Regions:{region.Region}:SmartHosts");
         if (loopTokens.Count > 1)
             warnings.Add("the loop token is being rotated: the loop rules match the previous and the current token until the rotation ends");
         if (!scope.IsAllUsers && scope.Recipients.Count == 0)
@@ -109,12 +111,22 @@ public static class BlueprintBuilder
         if (relay)
         {
             items.Add(new IpAllowListItem(egressV4, "seed 003 steps 28–29: connection filter policy, IP allow list"));
-            // A spoof entry's sending infrastructure is an IPv4 /24 and nothing else (exo-mapping.md §5c).
-            foreach (var spoofType in new[] { "Internal", "External" })
-            {
-                foreach (var network in region.EgressIPv4.Select(IpFormat.Slash24).Distinct())
-                    items.Add(new SpoofAllowItem(spoofType, "*", network, $"seed 003 steps 30–33: spoofed senders, {spoofType.ToLowerInvariant()}, allow"));
-            }
+        }
+
+        // Every profile: mail Postern hands back is a new message to Exchange Online and often fails its authentication
+        // checks, so Microsoft's in-and-out guidance (defender-docs, mdo-integrate-security-service.md) asks for an
+        // External and an Internal spoof allow entry for the service's sending infrastructure: the PTR domain of
+        // Postern's egress addresses when it has one, else each address's /24 (the only subnet size allowed).
+        foreach (var spoofType in new[] { "Internal", "External" })
+        {
+            var infrastructure = region.PtrDomain is { } ptr ? [ptr] : region.EgressIPv4.Select(IpFormat.Slash24).Distinct().ToArray();
+            foreach (var sending in infrastructure)
+                items.Add(new SpoofAllowItem(spoofType, "*", sending,
+                    $"Microsoft's in-and-out guidance; seed 003 steps 30–33: spoofed senders, {spoofType.ToLowerInvariant()}, allow"));
+        }
+
+        if (relay)
+        {
             items.Add(new RemoteDomainItem(
             [
                 new("TNEFEnabled", false),
@@ -187,7 +199,11 @@ public static class BlueprintBuilder
             settings.Add(new("ConnectorType", "Partner"));
             settings.Add(new("SenderDomains", new[] { "*" }));
             settings.Add(new("SenderIPAddresses", egressV4));
-            settings.Add(new("RestrictDomainsToIPAddresses", true));
+            // Seed 003 steps 8–9: IP identification and TLS, nothing more. RestrictDomainsToIPAddresses $true with
+            // SenderDomains '*' is Microsoft's "Reject mail not routed through MX (third-party service)": with the MX
+            // at Exchange Online it would refuse every message that did not come through Postern. Said as $false
+            // (its default) so that a connector an earlier Postern made with $true is seen as drift and repaired.
+            settings.Add(new("RestrictDomainsToIPAddresses", false));
             settings.Add(new("RequireTls", true));
         }
         settings.Add(new("Enabled", true));
@@ -211,7 +227,7 @@ public static class BlueprintBuilder
                 new("ConnectorType", profile == ProvisioningProfile.RelayLegacy ? "OnPremises" : "Partner"),
                 new("IsTransportRuleScoped", true),
                 new("UseMXRecord", false),
-                new("SmartHosts", new[] { region.SmartHost }),
+                new("SmartHosts", region.SmartHosts.ToArray()),
                 new("TlsSettings", "DomainValidation"),
                 new("TlsDomain", region.CertificateSubject),
                 new("Enabled", true),

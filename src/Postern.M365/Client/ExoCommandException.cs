@@ -6,7 +6,7 @@ namespace Postern.M365.Client;
 /// </summary>
 public sealed class ExoCommandException : Exception
 {
-    public ExoCommandException(string cmdlet, string? target, string text, string? exceptionType = null, int status = 0, Exception? inner = null)
+    public ExoCommandException(string cmdlet, string? target, string text, string? exceptionType = null, int status = 0, Exception? inner = null, bool outcomeUnknown = false)
         : base(Format(cmdlet, target, text, exceptionType), inner)
     {
         Cmdlet = cmdlet;
@@ -14,7 +14,14 @@ public sealed class ExoCommandException : Exception
         Text = text;
         ExceptionType = exceptionType;
         Status = status;
+        OutcomeUnknown = outcomeUnknown;
     }
+
+    /// <summary>
+    /// A change whose answer never came or was a server error (timeout, 5xx): Exchange may or may not have made it,
+    /// so it is not sent again until the item has been read back.
+    /// </summary>
+    public bool OutcomeUnknown { get; }
 
     public string Cmdlet { get; }
 

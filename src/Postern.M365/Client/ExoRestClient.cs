@@ -50,12 +50,13 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
     /// <summary>Refuse to send a command the cmdlet reference does not allow (a Postern bug, caught before Exchange sees it).</summary>
     public bool ValidateCommands { get; init; } = true;
 
-    public async Task<IReadOnlyList<ExoObject>> InvokeAsync(CmdletInvocation invocation, CancellationToken cancellationToken)
+    public async Task<ExoResponse> InvokeAsync(CmdletInvocation invocation, CancellationToken cancellationToken)
     {
         if (ValidateCommands && CmdletReference.Default.Validate(invocation) is { Count: > 0 } problems)
             throw new ExoCommandException(invocation.Cmdlet, invocation.Target, "Postern refused to send a command outside the cmdlet reference: " + string.Join("; ", problems));
         var body = Body(invocation);
         var results = new List<ExoObject>();
+        var warned = new List<string>();
         var url = new Uri(_connection.Endpoint, $"adminapi/beta/{Uri.EscapeDataString(_connection.TenantSegment)}/InvokeCommand");
         var page = 0;
         while (true)
@@ -68,8 +69,11 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
                 throw new ExoCommandException(invocation.Cmdlet, invocation.Target, string.Join("; ", errors.Select(e => e?.ToString())));
             if (json["@adminapi.warnings"] is JsonArray { Count: > 0 } warnings)
             {
-                foreach (var warning in warnings)
-                    _logger.LogWarning("{Call}: Exchange Online warns: {Warning}", Label(invocation), warning?.ToString());
+                foreach (var warning in warnings.Select(w => ExoCommandException.OneLine(w?.ToString() ?? "")).Where(w => w.Length > 0))
+                {
+                    _logger.LogWarning("{Call}: Exchange Online warns: {Warning}", Label(invocation), warning);
+                    warned.Add(warning);
+                }
             }
             if (json["value"] is JsonArray values)
                 results.AddRange(values.OfType<JsonObject>().Select(v => new ExoObject(v)));
@@ -80,7 +84,7 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
             if (page > 10_000)
                 throw new ExoCommandException(invocation.Cmdlet, invocation.Target, "more than 10000 pages: giving up");
         }
-        return results;
+        return new ExoResponse(results, warned);
     }
 
     public void Dispose()
@@ -131,7 +135,7 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
                 }
                 throw new ExoCommandException(invocation.Cmdlet, invocation.Target,
                     $"no answer from {_connection.Endpoint.Host}: {ExoCommandException.OneLine(ex.Message)}" +
-                    (reading ? "" : "; the change may or may not have been made ('postern m365 plan' shows which)"), inner: ex);
+                    (reading ? "" : "; the change may or may not have been made"), inner: ex, outcomeUnknown: !reading);
             }
             using (response)
             {
@@ -139,6 +143,19 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
                 var status = (int)response.StatusCode;
                 _logger.LogDebug("{Call}: HTTP {Status} in {Elapsed} ms", Label(invocation), status,
                     (long)Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                var changing = !invocation.Cmdlet.StartsWith("Get-", StringComparison.OrdinalIgnoreCase);
+                if (changing && IsServerFailure(response.StatusCode, text))
+                {
+                    // A gateway timeout or server error after the request went in: Exchange may have made the change.
+                    // Sent again blindly, a New-* that did succeed fails with "already exists"; the caller reads the
+                    // item back first (after the wait Exchange asked for, as for any busy answer).
+                    var wait = RetryAfter(response) ?? Backoff(1);
+                    _logger.LogWarning("{Call}: Exchange Online answered HTTP {Status}; reading the item back in {Delay} s before trying again",
+                        Label(invocation), status, wait.TotalSeconds);
+                    await _delay(wait, cancellationToken).ConfigureAwait(false);
+                    throw new ExoCommandException(invocation.Cmdlet, invocation.Target,
+                        $"Exchange Online answered HTTP {status}; the change may or may not have been made", status: status, outcomeUnknown: true);
+                }
                 if (IsThrottled(response.StatusCode, text))
                 {
                     if (attempt >= _connection.MaxAttempts)
@@ -171,6 +188,10 @@ public sealed class ExoRestClient : IExchangeOnline, IDisposable
     /// <summary>"Set-ArcConfig 'Default'", or the cmdlet alone: what logs name (never values).</summary>
     private static string Label(CmdletInvocation invocation) =>
         invocation.Target is { } target ? $"{invocation.Cmdlet} '{target}'" : invocation.Cmdlet;
+
+    /// <summary>A 5xx that is not Exchange's explicit "too many concurrent requests" (which refuses the request before running it).</summary>
+    private static bool IsServerFailure(HttpStatusCode status, string text) =>
+        (int)status >= 500 && !text.Contains(ConcurrencyMessage, StringComparison.OrdinalIgnoreCase);
 
     private static bool IsThrottled(HttpStatusCode status, string text) =>
         status is HttpStatusCode.TooManyRequests or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout or HttpStatusCode.RequestTimeout

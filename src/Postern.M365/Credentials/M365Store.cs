@@ -46,6 +46,9 @@ public sealed record M365TenantRecord
 
     public DateTimeOffset? AppliedAt { get; init; }
 
+    /// <summary>What Exchange Online warned about an item the last time apply changed it (item title → warning); verify shows it.</summary>
+    public IReadOnlyDictionary<string, string> ExchangeWarnings { get; init; } = new Dictionary<string, string>();
+
     [JsonIgnore]
     public ProvisioningScope Scope => new(ScopeRecipients, ScopeSenders);
 }

@@ -86,8 +86,13 @@ public sealed class M365Deployment
             }
             if (!settings.EgressIPs.Any(ip => IPAddress.TryParse(ip, out var a) && a.AddressFamily == AddressFamily.InterNetwork))
                 yield return $"{Section}:Regions:{region}:EgressIPs lists no IPv4 address (Exchange Online's IP-based connectors and allow lists take IPv4 only)";
-            if (settings.SmartHost is { } host && Core.Tenants.DomainName.Normalize(host) is null)
-                yield return $"{Section}:Regions:{region}:SmartHost '{host}' is not a host name";
+            for (var i = 0; i < settings.SmartHosts.Count; i++)
+            {
+                if (Core.Tenants.DomainName.Normalize(settings.SmartHosts[i]) is null)
+                    yield return $"{Section}:Regions:{region}:SmartHosts:{i} '{settings.SmartHosts[i]}' is not a host name";
+            }
+            if (settings.PtrDomain is { } ptr && Core.Tenants.DomainName.Normalize(ptr.TrimEnd('.')) is null)
+                yield return $"{Section}:Regions:{region}:PtrDomain '{ptr}' is not a domain name";
         }
     }
 
@@ -101,10 +106,15 @@ public sealed class M365Deployment
             .Select(IPAddress.Parse).Distinct().ToArray();
         return new RegionEndpoints(
             region,
-            settings.SmartHost ?? $"m365-array-1.{region}.{ProductDomain}",
+            settings.SmartHosts.Count > 0
+                ? settings.SmartHosts.Select(h => Core.Tenants.DomainName.Normalize(h) ?? h).Distinct(StringComparer.OrdinalIgnoreCase).ToArray()
+                : [$"m365-array-1.{region}.{ProductDomain}", $"m365-array-2.{region}.{ProductDomain}"],
             settings.CertificateSubject ?? $"*.{region}.{ProductDomain}",
             ips.Where(a => a.AddressFamily == AddressFamily.InterNetwork).ToArray(),
-            ips.Where(a => a.AddressFamily == AddressFamily.InterNetworkV6).ToArray());
+            ips.Where(a => a.AddressFamily == AddressFamily.InterNetworkV6).ToArray())
+        {
+            PtrDomain = settings.PtrDomain is { } ptr ? Core.Tenants.DomainName.Normalize(ptr.TrimEnd('.')) : null,
+        };
     }
 }
 
@@ -121,20 +131,33 @@ public sealed class RegionDeployment
     /// <summary>Addresses Postern sends from, IPv4 and IPv6 (Postern:Regions:{region}:EgressIPs).</summary>
     public List<string> EgressIPs { get; set; } = [];
 
-    /// <summary>Default m365-array-1.{region}.{ProductDomain}.</summary>
-    public string? SmartHost { get; set; }
+    /// <summary>
+    /// The host names Exchange Online delivers this region's mail to Postern at, all of them in the outbound
+    /// connector's SmartHosts (default m365-array-1 and m365-array-2.{region}.{ProductDomain}). One alone is a single
+    /// point of failure for every tenant's mail: Exchange Online queues for 24 hours, then returns it to the sender.
+    /// </summary>
+    public List<string> SmartHosts { get; set; } = [];
 
     /// <summary>Default *.{region}.{ProductDomain}.</summary>
     public string? CertificateSubject { get; set; }
+
+    /// <summary>
+    /// The domain the PTR records of the egress addresses end in (mta1.eu.postern.example → eu.postern.example), when
+    /// they have them: spoof allow entries then name it instead of each address's /24.
+    /// </summary>
+    public string? PtrDomain { get; set; }
 }
 
 /// <summary>One region as Exchange Online sees it.</summary>
 public sealed record RegionEndpoints(
     string Region,
-    string SmartHost,
+    IReadOnlyList<string> SmartHosts,
     string CertificateSubject,
     IReadOnlyList<IPAddress> EgressIPv4,
     IReadOnlyList<IPAddress> EgressIPv6)
 {
     public IEnumerable<IPAddress> EgressIPs => EgressIPv4.Concat(EgressIPv6);
+
+    /// <summary>The egress addresses' PTR domain (<see cref="RegionDeployment.PtrDomain"/>), if configured.</summary>
+    public string? PtrDomain { get; init; }
 }

@@ -41,7 +41,8 @@ public sealed class VerifyReport
 /// </summary>
 public static class Verifier
 {
-    public static VerifyReport Verify(Blueprint blueprint, TenantState state)
+    /// <summary>Each item of <paramref name="blueprint"/> against <paramref name="state"/>; <paramref name="exchangeWarnings"/> is what Exchange Online warned about an item when Postern last changed it (item title → warning).</summary>
+    public static VerifyReport Verify(Blueprint blueprint, TenantState state, IReadOnlyDictionary<string, string>? exchangeWarnings = null)
     {
         var items = new List<ItemReport>();
         var tenant = blueprint.Tenant;
@@ -61,7 +62,10 @@ public static class Verifier
                         differences.AddRange(connector.MustBeEmpty.Where(e => ValueCompare.IsSet(current, e)).Select(e => new Difference(e, "(none)", ValueCompare.Display(current, e))));
                         var disabled = differences.Any(d => d.Parameter == "Enabled");
                         differences.RemoveAll(d => d.Parameter == "Enabled");
-                        items.Add(Report(connector.Kind, connector.Name, differences, disabled));
+                        string? note = null;
+                        if (disabled && exchangeWarnings?.GetValueOrDefault($"{connector.Kind} '{connector.Name}'") is { } warning)
+                            note = $"by Exchange Online: {warning} Once Microsoft support has enabled it, run postern m365 apply {tenant.Name}";
+                        items.Add(Report(connector.Kind, connector.Name, differences, disabled, note));
                         break;
                     }
                 case TransportRuleItem rule:

@@ -190,7 +190,14 @@ public static class M365Commands
                 else
                 {
                     cli.Out.WriteLine($"Applying {steps.Length} change{(steps.Length == 1 ? "" : "s")} to {blueprint.Describe()}:");
-                    var run = await Executor.RunAsync(steps, exchange, cli.Out, cancellationToken);
+                    var run = await new Provisioner(exchange).RunChangesAsync(blueprint, context.Record.Activated, steps, cli.Out, cancellationToken);
+                    // Verify shows what Exchange Online said about an item (a connector it created disabled, and why).
+                    var warned = new Dictionary<string, string>(context.Store.Find(context.Record.TenantId)?.ExchangeWarnings ?? new Dictionary<string, string>(), StringComparer.OrdinalIgnoreCase);
+                    foreach (var step in run.Done.Append(run.Failed).OfType<PlanStep>())
+                        warned.Remove(step.Title);
+                    foreach (var group in run.Warnings.GroupBy(w => w.Step.Title, StringComparer.OrdinalIgnoreCase))
+                        warned[group.Key] = string.Join(" ", group.Select(w => w.Warning).Distinct());
+                    context.Store.Save((context.Store.Find(context.Record.TenantId) ?? context.Record) with { ExchangeWarnings = warned });
                     if (!run.Succeeded)
                     {
                         Reports.WriteResult(cli.Out, run, $"postern m365 apply {name}");
@@ -224,7 +231,7 @@ public static class M365Commands
         {
             var context = Context.Load(cli, result, o);
             var blueprint = context.Blueprint(null);
-            var report = await WithExchange(cli, result, c, context, exchange => new Provisioner(exchange).VerifyAsync(blueprint, cancellationToken));
+            var report = await WithExchange(cli, result, c, context, exchange => new Provisioner(exchange).VerifyAsync(blueprint, cancellationToken, context.Record.ExchangeWarnings));
             if (result.GetValue(json))
                 cli.Out.WriteLine(Reports.VerifyJson(report));
             else

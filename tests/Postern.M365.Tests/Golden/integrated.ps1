@@ -150,7 +150,7 @@ $desired = [ordered]@{
     ConnectorType = 'Partner'
     IsTransportRuleScoped = $true
     UseMXRecord = $false
-    SmartHosts = @('m365-array-1.eu.postern.example')
+    SmartHosts = @('m365-array-1.eu.postern.example', 'm365-array-2.eu.postern.example')
     TlsSettings = 'DomainValidation'
     TlsDomain = '*.eu.postern.example'
     Enabled = $true
@@ -274,7 +274,41 @@ else {
     Set-ArcConfig -Identity Default -ArcTrustedSealers (@($sealers) + 'arc.postern.example')
 }
 
-# --- 6. accepted domains 'contoso.com, contoso.net' -------------------------------------
+# --- 6. spoofed sender allow entry 'Internal: *, 198.51.100.0/24' -----------------------
+# Mail Postern returns is not treated as spoofed when it arrives from Postern's addresses (Microsoft's in-and-out guidance; seed 003 steps 30-33: spoofed senders, internal, allow)
+$entry = @(Get-TenantAllowBlockListSpoofItems -Identity Default) | Where-Object {
+    $_.SpoofType -eq 'Internal' -and $_.SpoofedUser -eq '*' -and $_.SendingInfrastructure -eq '198.51.100.0/24'
+} | Select-Object -First 1
+if ($null -eq $entry) {
+    Write-PosternStep 'allowing spoofed sender entry Internal: *, 198.51.100.0/24'
+    New-TenantAllowBlockListSpoofItems -Identity Default -Action Allow -SpoofType Internal -SpoofedUser '*' -SendingInfrastructure '198.51.100.0/24' | Out-Null
+}
+elseif ($entry.Action -ne 'Allow') {
+    Write-PosternStep 'changing spoofed sender entry Internal: *, 198.51.100.0/24 from Block to Allow'
+    Set-TenantAllowBlockListSpoofItems -Identity Default -Ids $entry.Identity -Action Allow
+}
+else {
+    Write-PosternStep 'spoofed sender entry Internal: *, 198.51.100.0/24 is allowed already'
+}
+
+# --- 7. spoofed sender allow entry 'External: *, 198.51.100.0/24' -----------------------
+# Mail Postern returns is not treated as spoofed when it arrives from Postern's addresses (Microsoft's in-and-out guidance; seed 003 steps 30-33: spoofed senders, external, allow)
+$entry = @(Get-TenantAllowBlockListSpoofItems -Identity Default) | Where-Object {
+    $_.SpoofType -eq 'External' -and $_.SpoofedUser -eq '*' -and $_.SendingInfrastructure -eq '198.51.100.0/24'
+} | Select-Object -First 1
+if ($null -eq $entry) {
+    Write-PosternStep 'allowing spoofed sender entry External: *, 198.51.100.0/24'
+    New-TenantAllowBlockListSpoofItems -Identity Default -Action Allow -SpoofType External -SpoofedUser '*' -SendingInfrastructure '198.51.100.0/24' | Out-Null
+}
+elseif ($entry.Action -ne 'Allow') {
+    Write-PosternStep 'changing spoofed sender entry External: *, 198.51.100.0/24 from Block to Allow'
+    Set-TenantAllowBlockListSpoofItems -Identity Default -Ids $entry.Identity -Action Allow
+}
+else {
+    Write-PosternStep 'spoofed sender entry External: *, 198.51.100.0/24 is allowed already'
+}
+
+# --- 8. accepted domains 'contoso.com, contoso.net' -------------------------------------
 # Mail for the domain is delivered to Exchange Online mailboxes, not relayed elsewhere (seed 003 step 26 / seed 004 step 27: accepted domains must be Authoritative)
 $accepted = @(Get-AcceptedDomain)
 foreach ($domain in @('contoso.com', 'contoso.net')) {

@@ -116,7 +116,7 @@ $desired = [ordered]@{
     ConnectorType = 'Partner'
     SenderDomains = @('*')
     SenderIPAddresses = @('198.51.100.25', '198.51.100.26')
-    RestrictDomainsToIPAddresses = $true
+    RestrictDomainsToIPAddresses = $false
     RequireTls = $true
     Enabled = $true
 }
@@ -148,7 +148,7 @@ $desired = [ordered]@{
     ConnectorType = 'Partner'
     IsTransportRuleScoped = $true
     UseMXRecord = $false
-    SmartHosts = @('m365-array-1.eu.postern.example')
+    SmartHosts = @('m365-array-1.eu.postern.example', 'm365-array-2.eu.postern.example')
     TlsSettings = 'DomainValidation'
     TlsDomain = '*.eu.postern.example'
     Enabled = $true
@@ -338,7 +338,7 @@ else {
 }
 
 # --- 8. spoofed sender allow entry 'Internal: *, 198.51.100.0/24' -----------------------
-# Mail Postern returns is not treated as spoofed when it arrives from Postern's addresses (seed 003 steps 30-33: spoofed senders, internal, allow)
+# Mail Postern returns is not treated as spoofed when it arrives from Postern's addresses (Microsoft's in-and-out guidance; seed 003 steps 30-33: spoofed senders, internal, allow)
 $entry = @(Get-TenantAllowBlockListSpoofItems -Identity Default) | Where-Object {
     $_.SpoofType -eq 'Internal' -and $_.SpoofedUser -eq '*' -and $_.SendingInfrastructure -eq '198.51.100.0/24'
 } | Select-Object -First 1
@@ -355,7 +355,7 @@ else {
 }
 
 # --- 9. spoofed sender allow entry 'External: *, 198.51.100.0/24' -----------------------
-# Mail Postern returns is not treated as spoofed when it arrives from Postern's addresses (seed 003 steps 30-33: spoofed senders, external, allow)
+# Mail Postern returns is not treated as spoofed when it arrives from Postern's addresses (Microsoft's in-and-out guidance; seed 003 steps 30-33: spoofed senders, external, allow)
 $entry = @(Get-TenantAllowBlockListSpoofItems -Identity Default) | Where-Object {
     $_.SpoofType -eq 'External' -and $_.SpoofedUser -eq '*' -and $_.SendingInfrastructure -eq '198.51.100.0/24'
 } | Select-Object -First 1
