@@ -156,6 +156,27 @@ public sealed class CliErrorTests
     }
 
     [Fact]
+    public async Task A_tenant_in_gcc_high_is_reached_with_its_clouds_token_scope_and_not_with_the_commercial_one()
+    {
+        await using var exchange = await EmulatedTenantHarness.StartAsync();
+        exchange.Tenant.Resource = Postern.ExoEmulator.ExoEmulator.CloudResources["gcc-high"];
+        using var cli = new CliHarness();
+
+        var commercial = await cli.ConnectAsync(exchange);
+        Assert.Equal(1, commercial.Exit);
+        Assert.Contains("AADSTS70011", commercial.Error, StringComparison.Ordinal);
+        Assert.Contains("use https://outlook.office365.us/.default", commercial.Error, StringComparison.Ordinal);
+
+        var gccHigh = await cli.ConnectAsync(exchange, "--cloud", "gcc-high");
+        Assert.True(gccHigh.Exit == 0, gccHigh.Error);
+        // The cloud is stored: later commands ask for the same scope without being told.
+        Assert.Equal(0, (await cli.RunAsync("m365", "plan", "contoso")).Exit);
+
+        var bad = await cli.ConnectAsync(exchange, "--cloud", "mars");
+        Assert.Equal("error: 'mars' is not a Microsoft cloud (commercial, gcc-high, dod, china)", bad.Error.Trim());
+    }
+
+    [Fact]
     public async Task An_inbound_connector_Exchange_Online_created_disabled_fails_apply_every_time_and_verify_says_why()
     {
         await using var exchange = await EmulatedTenantHarness.StartAsync();

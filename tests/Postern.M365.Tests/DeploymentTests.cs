@@ -91,3 +91,37 @@ public sealed class SendingInfrastructureTests
         Assert.DoesNotContain(TestTenants.Blueprint(Blueprints.ProvisioningProfile.Integrated).Warnings, w => w.Contains("smart host", StringComparison.Ordinal));
     }
 }
+
+public sealed class CloudTests
+{
+    [Theory]
+    [InlineData("commercial", "https://outlook.office365.com/", "https://login.microsoftonline.com/", "https://outlook.office365.com/.default")]
+    [InlineData("gcc-high", "https://outlook.office365.us/", "https://login.microsoftonline.us/", "https://outlook.office365.us/.default")]
+    [InlineData("O365USGovDoD", "https://webmail.apps.mil/", "https://login.microsoftonline.us/", "https://outlook-dod.office365.us/.default")]
+    [InlineData("china", "https://partner.outlook.cn/", "https://login.chinacloudapi.cn/", "https://partner.outlook.cn/.default")]
+    public void A_connection_takes_its_endpoint_authority_and_token_scope_from_its_cloud(string cloud, string endpoint, string authority, string scope)
+    {
+        using var certificate = System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(
+            new System.Security.Cryptography.X509Certificates.CertificateRequest("CN=t", System.Security.Cryptography.RSA.Create(2048),
+                System.Security.Cryptography.HashAlgorithmName.SHA256, System.Security.Cryptography.RSASignaturePadding.Pkcs1)
+            .CreateSelfSigned(DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddDays(1)).RawData);
+        var connection = new Client.ExoConnection { TenantId = Guid.NewGuid(), AppId = "a", Certificate = certificate, Cloud = Client.ExoCloud.Parse(cloud) };
+
+        Assert.Equal(endpoint, connection.Endpoint.ToString());
+        Assert.Equal(authority, connection.Authority.ToString());
+        Assert.Equal(scope, connection.TokenScope);
+        Assert.True(Client.ExoCloud.IsMicrosoftAuthority(connection.Authority));
+        // An emulator's endpoint keeps the cloud's scope: the scope is the tenant's cloud, not the host asked.
+        var emulated = new Client.ExoConnection
+        {
+            TenantId = connection.TenantId,
+            AppId = "a",
+            Certificate = certificate,
+            Cloud = connection.Cloud,
+            Endpoint = new Uri("https://127.0.0.1:5443/"),
+            Authority = new Uri("https://127.0.0.1:5443/"),
+        };
+        Assert.Equal(scope, emulated.TokenScope);
+        Assert.False(Client.ExoCloud.IsMicrosoftAuthority(emulated.Authority));
+    }
+}

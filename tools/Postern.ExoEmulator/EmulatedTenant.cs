@@ -70,6 +70,9 @@ public sealed class EmulatedTenant
     /// </summary>
     public bool OnPremisesInboundProhibited { get; set; }
 
+    /// <summary>The Exchange Online resource of the tenant's cloud: tokens must be asked for {Resource}/.default.</summary>
+    public string Resource { get; set; } = ExoEmulator.Resource;
+
     /// <summary>Entra app registrations allowed to call: app id → certificate (public part).</summary>
     public Dictionary<string, X509Certificate2> Apps { get; } = new(StringComparer.OrdinalIgnoreCase);
 

@@ -34,6 +34,9 @@ public sealed class EmulatorSeed
             if (seed.TenantId == Guid.Empty || string.IsNullOrWhiteSpace(seed.Organization))
                 throw new InvalidDataException("seed: every tenant needs a tenantId (GUID) and an organization (x.onmicrosoft.com)");
             var tenant = emulator.AddTenant(seed.TenantId, seed.Organization);
+            tenant.Resource = ExoEmulator.CloudResources.TryGetValue(seed.Cloud, out var resource)
+                ? resource
+                : throw new InvalidDataException($"seed: tenant {seed.Organization}: cloud '{seed.Cloud}' is not one of {string.Join(", ", ExoEmulator.CloudResources.Keys)}");
             foreach (var app in seed.Apps)
                 ExoEmulator.RegisterApp(tenant, app.AppId, app.LoadCertificate(baseDirectory));
             foreach (var domain in seed.AcceptedDomains)
@@ -87,6 +90,9 @@ public sealed class TenantSeed
 
     /// <summary>OnPremises inbound connectors are created disabled and cannot be enabled (<see cref="EmulatedTenant.OnPremisesInboundProhibited"/>).</summary>
     public bool OnPremisesInboundConnectorsProhibited { get; set; }
+
+    /// <summary>The tenant's Microsoft cloud: commercial (default), gcc-high, dod or china.</summary>
+    public string Cloud { get; set; } = "commercial";
 
     public List<AcceptedDomainSeed> AcceptedDomains { get; set; } = [];
 

@@ -15,8 +15,17 @@ public sealed record EmulatorRequest(DateTimeOffset At, string Tenant, string Cm
 /// </summary>
 public sealed class ExoEmulator
 {
-    /// <summary>The Exchange Online resource the tokens are for.</summary>
+    /// <summary>The Exchange Online resource of the commercial cloud, what tokens are for unless the tenant is in another cloud.</summary>
     public const string Resource = "https://outlook.office365.com";
+
+    /// <summary>Each cloud's Exchange Online resource, by the names postern m365 connect --cloud takes.</summary>
+    public static readonly IReadOnlyDictionary<string, string> CloudResources = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+    {
+        ["commercial"] = Resource,
+        ["gcc-high"] = "https://outlook.office365.us",
+        ["dod"] = "https://outlook-dod.office365.us",
+        ["china"] = "https://partner.outlook.cn",
+    };
 
     private readonly ConcurrentDictionary<Guid, EmulatedTenant> _tenants = new();
     private readonly ConcurrentQueue<EmulatorRequest> _requests = new();
@@ -177,8 +186,8 @@ public sealed class ExoEmulator
         var tenant = FindTenant(tenantSegment) ?? throw new TokenError("invalid_tenant", $"AADSTS90002: Tenant '{tenantSegment}' not found.");
         if (!tenant.Apps.TryGetValue(clientId, out var certificate))
             throw new TokenError("unauthorized_client", $"AADSTS700016: Application with identifier '{clientId}' was not found in the directory '{tenant.Organization}'.");
-        if (!scope.Split(' ').Contains(Resource + "/.default", StringComparer.OrdinalIgnoreCase))
-            throw new TokenError("invalid_scope", $"AADSTS70011: The provided value for scope '{scope}' is not valid; use {Resource}/.default.");
+        if (!scope.Split(' ').Contains(tenant.Resource + "/.default", StringComparer.OrdinalIgnoreCase))
+            throw new TokenError("invalid_scope", $"AADSTS70011: The provided value for scope '{scope}' is not valid; use {tenant.Resource}/.default.");
         var jwt = Jwt.Parse(assertion) ?? throw new TokenError("invalid_client", "AADSTS50027: The client assertion is not a valid JWT.");
         using var key = certificate.GetRSAPublicKey() ?? throw new TokenError("invalid_client", "AADSTS700027: The registered certificate has no RSA key.");
         if (!Jwt.Verify(jwt.Header, jwt.SigningInput, jwt.Signature, key))
@@ -196,7 +205,7 @@ public sealed class ExoEmulator
             throw new TokenError("invalid_client", "AADSTS700024: Client assertion is not within its valid time range.");
         var token = new JsonObject
         {
-            ["aud"] = Resource,
+            ["aud"] = tenant.Resource,
             ["iss"] = $"https://sts.windows.net/{tenant.TenantId}/",
             ["iat"] = now,
             ["nbf"] = now,
@@ -217,8 +226,8 @@ public sealed class ExoEmulator
         var payload = jwt.Value.Payload;
         if (Seconds(payload["exp"]) is not { } exp || exp < DateTimeOffset.UtcNow.ToUnixTimeSeconds())
             return "the access token has expired";
-        if (payload["aud"]?.GetValue<string>() != Resource)
-            return "the access token is not for Exchange Online";
+        if (payload["aud"]?.GetValue<string>() != tenant.Resource)
+            return "the access token is not for this Exchange Online";
         if (payload["tid"]?.GetValue<string>() != tenant.TenantId.ToString())
             return "the access token is for another tenant";
         if (payload["roles"] is not JsonArray roles || !roles.Any(r => r?.GetValue<string>() == "Exchange.ManageAsApp"))

@@ -6,9 +6,13 @@ namespace Postern.M365.Client;
 /// <summary>How to reach one tenant's Exchange Online: the app's identity and where the services are.</summary>
 public sealed class ExoConnection
 {
-    public static readonly Uri DefaultEndpoint = new("https://outlook.office365.com/");
+    public static readonly Uri DefaultEndpoint = ExoCloud.Commercial.Endpoint;
 
-    public static readonly Uri DefaultAuthority = new("https://login.microsoftonline.com/");
+    public static readonly Uri DefaultAuthority = ExoCloud.Commercial.Authority;
+
+    private readonly Uri? _endpoint;
+    private readonly Uri? _authority;
+    private readonly string? _tokenScope;
 
     /// <summary>The Entra tenant id.</summary>
     public required Guid TenantId { get; init; }
@@ -22,11 +26,17 @@ public sealed class ExoConnection
     /// <summary>The app's certificate credential, with its private key.</summary>
     public required X509Certificate2 Certificate { get; init; }
 
-    /// <summary>Exchange Online (https://outlook.office365.com), or an emulator.</summary>
-    public Uri Endpoint { get; init; } = DefaultEndpoint;
+    /// <summary>The cloud the tenant is in; its endpoint, authority and token scope are the defaults below.</summary>
+    public ExoCloud Cloud { get; init; } = ExoCloud.Commercial;
 
-    /// <summary>The Entra ID host (https://login.microsoftonline.com); the tenant id is appended.</summary>
-    public Uri Authority { get; init; } = DefaultAuthority;
+    /// <summary>Exchange Online (the cloud's, https://outlook.office365.com for the commercial one), or an emulator.</summary>
+    public Uri Endpoint { get => _endpoint ?? Cloud.Endpoint; init => _endpoint = value; }
+
+    /// <summary>The Entra ID host (the cloud's, https://login.microsoftonline.com for the commercial one); the tenant id is appended.</summary>
+    public Uri Authority { get => _authority ?? Cloud.Authority; init => _authority = value; }
+
+    /// <summary>What the token is asked for (the cloud's Exchange Online resource + /.default).</summary>
+    public string TokenScope { get => _tokenScope ?? Cloud.TokenScope; init => _tokenScope = value; }
 
     /// <summary>A server certificate to accept besides the system's trusted roots (a test emulator's).</summary>
     public X509Certificate2? TrustedServerCertificate { get; init; }

@@ -4,21 +4,21 @@ namespace Postern.M365.Client;
 
 /// <summary>
 /// App-only tokens for Exchange Online through MSAL: client credentials with the app's
-/// certificate (a signed client assertion, never a secret), scope https://outlook.office365.com/.default.
-/// MSAL keeps the token in memory and asks again shortly before it expires.
+/// certificate (a signed client assertion, never a secret), for the scope of the tenant's cloud
+/// (https://outlook.office365.com/.default in the commercial one). MSAL keeps the token in memory and asks
+/// again shortly before it expires.
 /// </summary>
 public sealed class MsalTokenSource : IExoTokenSource, IDisposable
 {
-    public const string Scope = "https://outlook.office365.com/.default";
-
+    private readonly string _scope;
     private readonly IConfidentialClientApplication _application;
     private readonly HttpClient _http;
 
     public MsalTokenSource(ExoConnection connection)
     {
         _http = new HttpClient(connection.CreateHandler()) { Timeout = TimeSpan.FromMinutes(2) };
-        var isMicrosoft = connection.Authority.Host.EndsWith(".microsoftonline.com", StringComparison.OrdinalIgnoreCase)
-            || connection.Authority.Host.EndsWith(".microsoftonline.us", StringComparison.OrdinalIgnoreCase);
+        _scope = connection.TokenScope;
+        var isMicrosoft = ExoCloud.IsMicrosoftAuthority(connection.Authority);
         var builder = ConfidentialClientApplicationBuilder.Create(connection.AppId)
             .WithCertificate(connection.Certificate)
             .WithHttpClientFactory(new Factory(_http))
@@ -34,7 +34,7 @@ public sealed class MsalTokenSource : IExoTokenSource, IDisposable
     {
         try
         {
-            var result = await _application.AcquireTokenForClient([Scope]).ExecuteAsync(cancellationToken).ConfigureAwait(false);
+            var result = await _application.AcquireTokenForClient([_scope]).ExecuteAsync(cancellationToken).ConfigureAwait(false);
             return result.AccessToken;
         }
         catch (MsalServiceException ex)

@@ -22,6 +22,12 @@ public sealed record M365TenantRecord
 
     public string? Authority { get; init; }
 
+    /// <summary>The Microsoft cloud (commercial, gcc-high, dod, china); null is commercial.</summary>
+    public string? Cloud { get; init; }
+
+    /// <summary>A token scope other than the cloud's (--token-scope).</summary>
+    public string? TokenScope { get; init; }
+
     /// <summary>PEM of a server certificate to accept (a test emulator's).</summary>
     public string? TrustedServerCertificate { get; init; }
 
@@ -113,7 +119,7 @@ public sealed class M365Store
     /// settings and the provisioning state of an earlier connect are kept.
     /// </summary>
     public M365TenantRecord Connect(Tenant tenant, string appId, string pfxPath, string? password, string? organization,
-        Uri? endpoint, Uri? authority, string? trustedServerCertificatePem)
+        Uri? endpoint, Uri? authority, string? trustedServerCertificatePem, ExoCloud? cloud = null, string? tokenScope = null)
     {
         using var certificate = LoadPfx(pfxPath, password);
         var plain = certificate.Export(X509ContentType.Pkcs12);
@@ -128,6 +134,8 @@ public sealed class M365Store
                 Organization = organization ?? previous?.Organization,
                 Endpoint = endpoint?.ToString() ?? previous?.Endpoint,
                 Authority = authority?.ToString() ?? previous?.Authority,
+                Cloud = cloud?.Name ?? previous?.Cloud,
+                TokenScope = tokenScope ?? previous?.TokenScope,
                 TrustedServerCertificate = trustedServerCertificatePem ?? previous?.TrustedServerCertificate,
                 CertificateThumbprint = certificate.Thumbprint,
                 CertificateSubject = certificate.Subject,
@@ -149,6 +157,7 @@ public sealed class M365Store
     /// <summary>The connection to use, from the record; <paramref name="endpoint"/> and the others override it.</summary>
     public ExoConnection Connection(M365TenantRecord record, Uri? endpoint = null, Uri? authority = null, X509Certificate2? trusted = null)
     {
+        var cloud = record.Cloud is { } name ? ExoCloud.Parse(name) : ExoCloud.Commercial;
         var plain = Protector.Unprotect(Convert.FromBase64String(record.EncryptedCertificate), Context(record.TenantId, record.AppId));
         X509Certificate2 certificate;
         try
@@ -165,8 +174,10 @@ public sealed class M365Store
             Organization = record.Organization,
             AppId = record.AppId,
             Certificate = certificate,
-            Endpoint = endpoint ?? (record.Endpoint is { } e ? new Uri(e) : ExoConnection.DefaultEndpoint),
-            Authority = authority ?? (record.Authority is { } a ? new Uri(a) : ExoConnection.DefaultAuthority),
+            Cloud = cloud,
+            Endpoint = endpoint ?? (record.Endpoint is { } e ? new Uri(e) : cloud.Endpoint),
+            Authority = authority ?? (record.Authority is { } a ? new Uri(a) : cloud.Authority),
+            TokenScope = record.TokenScope ?? cloud.TokenScope,
             TrustedServerCertificate = trusted ?? (record.TrustedServerCertificate is { } pem ? X509Certificate2.CreateFromPem(pem) : null),
         };
     }

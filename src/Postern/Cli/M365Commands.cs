@@ -81,9 +81,11 @@ public static class M365Commands
         var organization = new Option<string?>("--organization") { Description = "The tenant's initial domain, e.g. contoso.onmicrosoft.com" };
         var c = new ConnectionOptions();
         var skip = new Option<bool>("--skip-check") { Description = "Store the credentials without trying them" };
+        var cloud = new Option<string?>("--cloud") { Description = "The tenant's Microsoft cloud: commercial (default), gcc-high, dod or china; sets the endpoint, sign-in authority and token scope" };
+        var tokenScope = new Option<string?>("--token-scope") { Description = "Ask the token for this scope instead of the cloud's (e.g. https://outlook.office365.us/.default)" };
         var command = new Command("connect", "Store how Postern reaches the tenant's Exchange Online (the private key encrypted at rest) and try it")
         {
-            tenant, appId, certificate, password, organization, skip,
+            tenant, appId, certificate, password, organization, skip, cloud, tokenScope,
         };
         c.AddTo(command);
         command.SetAction(cli.Run(async (result, cancellationToken) =>
@@ -102,7 +104,11 @@ public static class M365Commands
                 secret = ReadSecretFile(passwordFile.FullName, "--certificate-password-file").TrimEnd('\r', '\n');
             var store = new M365Store(result.GetValue(cli.DataDir)!);
             var file = result.GetValue(certificate)!;
-            var record = store.Connect(t, app, file.FullName, secret, org, c.Endpoint(result), c.Authority(result), c.TrustedPem(result));
+            var chosenCloud = result.GetValue(cloud) is { } cloudName ? ExoCloud.Parse(cloudName) : null;
+            var scope = result.GetValue(tokenScope)?.Trim();
+            if (scope is not null && (!Uri.TryCreate(scope, UriKind.Absolute, out var scopeUri) || scopeUri.Scheme != "https" || !scope.EndsWith("/.default", StringComparison.Ordinal)))
+                throw new PosternException($"--token-scope '{scope}' is not an https resource ending in /.default");
+            var record = store.Connect(t, app, file.FullName, secret, org, c.Endpoint(result), c.Authority(result), c.TrustedPem(result), chosenCloud, scope);
             using var connection = new ConnectionScope(store.Connection(record));
             var certificateText = $"certificate {record.CertificateSubject} (thumbprint {record.CertificateThumbprint}, valid until {record.CertificateNotAfter:yyyy-MM-dd})";
             if (!result.GetValue(skip))
@@ -446,8 +452,8 @@ public static class M365Commands
     /// <summary>Where Exchange Online and Entra ID are, when not where the stored connection says.</summary>
     private sealed class ConnectionOptions
     {
-        private readonly Option<string?> _endpoint = new("--endpoint") { Description = "Exchange Online's URL (default https://outlook.office365.com, or as stored by connect), e.g. an emulator's" };
-        private readonly Option<string?> _authority = new("--authority") { Description = "Entra ID's URL (default https://login.microsoftonline.com, or as stored by connect)" };
+        private readonly Option<string?> _endpoint = new("--endpoint") { Description = "Exchange Online's URL (default the cloud's, https://outlook.office365.com, or as stored by connect), e.g. an emulator's" };
+        private readonly Option<string?> _authority = new("--authority") { Description = "Entra ID's URL (default the cloud's, https://login.microsoftonline.com, or as stored by connect)" };
         private readonly Option<FileInfo?> _trust = new("--trust-certificate") { Description = "Also accept this server certificate (PEM or DER), e.g. an emulator's" };
         private readonly Option<bool> _verbose = new("--verbose") { Description = "Show each call to Exchange Online (cmdlet, item, status; never values)" };
 
