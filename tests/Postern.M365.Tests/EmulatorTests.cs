@@ -31,6 +31,20 @@ public sealed class EmulatorTests
     private static string[] RuleNames(EmulatedTenant tenant) => tenant.Invoke("Get-TransportRule", null).Select(r => (string)r["Name"]!).ToArray();
 
     [Fact]
+    public void A_header_and_its_words_or_its_value_are_taken_only_together()
+    {
+        var tenant = new ExoEmulator.ExoEmulator().AddTenant(Guid.NewGuid(), "fabrikam.onmicrosoft.com");
+        tenant.Invoke("New-TransportRule", P(("Name", "tag"), ("SetHeaderName", "X-Tag"), ("SetHeaderValue", "1")));
+
+        var value = Assert.Throws<ExoError>(() => tenant.Invoke("Set-TransportRule", P(("Identity", "tag"), ("SetHeaderValue", "2"))));
+        Assert.Contains("SetHeaderValue parameter can't be used without the SetHeaderName parameter", value.Message, StringComparison.Ordinal);
+        var words = Assert.Throws<ExoError>(() => tenant.Invoke("New-TransportRule", P(("Name", "loop"), ("HeaderContainsWords", "token"))));
+        Assert.Contains("without the HeaderContainsMessageHeader parameter", words.Message, StringComparison.Ordinal);
+        tenant.Invoke("Set-TransportRule", P(("Identity", "tag"), ("SetHeaderName", "X-Tag"), ("SetHeaderValue", "2")));
+        Assert.Equal("2", (string?)tenant.Invoke("Get-TransportRule", P(("Identity", "tag")))[0]["SetHeaderValue"]);
+    }
+
+    [Fact]
     public void A_new_rule_without_priority_goes_last_and_with_one_the_others_shift()
     {
         var tenant = Tenant();

@@ -326,6 +326,10 @@ public sealed class ProvisioningTests
         Assert.True(result.Succeeded, result.Error);
         Assert.Equal(newKey, (string?)harness.Rule("Postern Redirect")["SetHeaderValue"]);
         Assert.Equal([rotated.LoopToken, tenant.LoopToken], Strings(harness.Rule("Postern Loop Check")["HeaderContainsWords"]));
+        // Only the key and the words changed, and each update still names its header: Exchange takes them only in pairs.
+        var updates = harness.Emulator.Requests.Where(r => r.Cmdlet == "Set-TransportRule" && r.Status == 200).ToList();
+        Assert.Contains(updates, r => r.Target == "Postern Redirect" && r.Parameters.ContainsKey("SetHeaderValue") && r.Parameters.ContainsKey("SetHeaderName"));
+        Assert.Contains(updates, r => r.Target == "Postern Loop Check" && r.Parameters.ContainsKey("HeaderContainsWords") && r.Parameters.ContainsKey("HeaderContainsMessageHeader"));
         Assert.True((await provisioner.PlanAsync(withoutKey, false, CancellationToken.None)).IsEmpty);
     }
 

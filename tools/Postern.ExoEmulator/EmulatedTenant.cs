@@ -267,8 +267,34 @@ public sealed class EmulatedTenant
         return all;
     }
 
+    /// <summary>
+    /// Parameters Exchange takes only together, in one call (New-TransportRule.md: "you also need to use …"). Learn
+    /// does not quote the error; the emulator's words are its own.
+    /// </summary>
+    private static readonly (string First, string Second)[] RulePairs =
+    [
+        ("SetHeaderName", "SetHeaderValue"),
+        ("HeaderContainsMessageHeader", "HeaderContainsWords"),
+        ("ExceptIfHeaderContainsMessageHeader", "ExceptIfHeaderContainsWords"),
+        ("HeaderMatchesMessageHeader", "HeaderMatchesPatterns"),
+        ("ExceptIfHeaderMatchesMessageHeader", "ExceptIfHeaderMatchesPatterns"),
+    ];
+
+    private static void CheckRulePairs(Dictionary<string, JsonNode?> p)
+    {
+        foreach (var (first, second) in RulePairs)
+        {
+            if (p.ContainsKey(first) != p.ContainsKey(second))
+            {
+                var (given, missing) = p.ContainsKey(first) ? (first, second) : (second, first);
+                throw ExoError.Validation($"The {given} parameter can't be used without the {missing} parameter. Specify both.");
+            }
+        }
+    }
+
     private JsonObject NewTransportRule(Dictionary<string, JsonNode?> p)
     {
+        CheckRulePairs(p);
         var name = Text(p, "Name")!;
         Unique(_rules, name, "transport rule");
         var priority = _rules.Count;
@@ -290,6 +316,7 @@ public sealed class EmulatedTenant
 
     private void SetTransportRule(Dictionary<string, JsonNode?> p)
     {
+        CheckRulePairs(p);
         var record = Find(_rules, p, "TransportRule");
         if (Text(p, "Name") is { } rename && !rename.Equals(record.Name, StringComparison.OrdinalIgnoreCase))
             Unique(_rules, rename, "transport rule");

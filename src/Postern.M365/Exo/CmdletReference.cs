@@ -106,6 +106,26 @@ public sealed class CmdletReference
         _cmdlets.TryGetValue(cmdlet, out var parameters) ? parameters.Values : [];
 
     /// <summary>Every reason the call is not one Postern may send to Exchange Online; empty when it is.</summary>
+    /// <summary>
+    /// Transport rule parameters that are only ever given together (New-TransportRule.md: "When you use this
+    /// parameter, you also need to use …"; conditions-and-exceptions.md: "The name of the header field and the value
+    /// of the header field are always used together"), in every call that gives either, Set-TransportRule included.
+    /// </summary>
+    public static readonly IReadOnlyList<(string First, string Second)> RuleParameterPairs =
+    [
+        ("SetHeaderName", "SetHeaderValue"),
+        ("HeaderContainsMessageHeader", "HeaderContainsWords"),
+        ("ExceptIfHeaderContainsMessageHeader", "ExceptIfHeaderContainsWords"),
+        ("HeaderMatchesMessageHeader", "HeaderMatchesPatterns"),
+        ("ExceptIfHeaderMatchesMessageHeader", "ExceptIfHeaderMatchesPatterns"),
+    ];
+
+    /// <summary>The parameter <paramref name="name"/> must be given with, if any.</summary>
+    public static string? PairedWith(string name) =>
+        RuleParameterPairs.Where(p => p.First.Equals(name, StringComparison.OrdinalIgnoreCase) || p.Second.Equals(name, StringComparison.OrdinalIgnoreCase))
+            .Select(p => p.First.Equals(name, StringComparison.OrdinalIgnoreCase) ? p.Second : p.First)
+            .FirstOrDefault();
+
     public IReadOnlyList<string> Validate(CmdletInvocation invocation)
     {
         var problems = new List<string>();
@@ -126,6 +146,11 @@ public sealed class CmdletReference
             && invocation.Get("SpoofedUser") is string user && invocation.Get("SendingInfrastructure") is string infrastructure
             && user.Contains('*') && infrastructure.Contains('*'))
             problems.Add($"{invocation.Cmdlet}: a wildcard may be on one side only, not in both -SpoofedUser and -SendingInfrastructure");
+        if (invocation.Cmdlet.EndsWith("-TransportRule", StringComparison.OrdinalIgnoreCase))
+        {
+            foreach (var (first, second) in RuleParameterPairs.Where(p => invocation.Has(p.First) != invocation.Has(p.Second)))
+                problems.Add($"{invocation.Cmdlet}: -{(invocation.Has(first) ? first : second)} needs -{(invocation.Has(first) ? second : first)} in the same call");
+        }
         return problems;
     }
 

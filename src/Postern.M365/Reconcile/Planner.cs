@@ -174,7 +174,14 @@ public static class Planner
         {
             var clear = ClearableRuleParameters().ToDictionary(p => p.Key, p => p.Value, StringComparer.OrdinalIgnoreCase);
             var parameters = changes.Select(c => new KeyValuePair<string, object?>(c.Parameter,
-                desired.Contains(c.Parameter) ? rule.Setting(c.Parameter) : clear[c.Parameter]));
+                desired.Contains(c.Parameter) ? rule.Setting(c.Parameter) : clear[c.Parameter])).ToList();
+            // Exchange takes a header and its words (or value) only together: a new loop token alone, or a new
+            // relay key alone, still names the header it belongs to.
+            foreach (var change in changes)
+            {
+                if (CmdletReference.PairedWith(change.Parameter) is { } partner && !parameters.Any(p => p.Key.Equals(partner, StringComparison.OrdinalIgnoreCase)))
+                    parameters.Add(new(partner, desired.Contains(partner) ? rule.Setting(partner) : clear.GetValueOrDefault(partner)));
+            }
             yield return new PlanStep
             {
                 Kind = rule.Kind,

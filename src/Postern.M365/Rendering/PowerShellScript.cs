@@ -250,6 +250,16 @@ public static class PowerShellScript
         s.Line("    foreach ($name in $clearable.Keys) {");
         s.Line("        if (-not $desired.Contains($name) -and (Test-PosternSet $current.$name)) { $changes[$name] = $clearable[$name] }");
         s.Line("    }");
+        s.Line("    # Exchange takes a header and its words (or its value) only together, in the same call.");
+        var pairs = string.Join(", ", Exo.CmdletReference.RuleParameterPairs.Select(p => $"@({Literal(p.First)}, {Literal(p.Second)})"));
+        s.Line($"    foreach ($pair in @({pairs})) {{");
+        s.Line("        foreach ($i in 0, 1) {");
+        s.Line("            $given = $pair[$i]; $partner = $pair[1 - $i]");
+        s.Line("            if ($changes.Contains($given) -and -not $changes.Contains($partner)) {");
+        s.Line("                $changes[$partner] = $(if ($desired.Contains($partner)) { $desired[$partner] } else { $clearable[$partner] })");
+        s.Line("            }");
+        s.Line("        }");
+        s.Line("    }");
         s.Line("    if ($changes.Count -eq 0) {");
         s.Line($"        Write-PosternStep ({Literal($"{rule.Title} is as it should be ({{0}})")} -f $current.State)");
         s.Line("    }");

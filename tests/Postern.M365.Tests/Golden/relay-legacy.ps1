@@ -202,6 +202,15 @@ else {
     foreach ($name in $clearable.Keys) {
         if (-not $desired.Contains($name) -and (Test-PosternSet $current.$name)) { $changes[$name] = $clearable[$name] }
     }
+    # Exchange takes a header and its words (or its value) only together, in the same call.
+    foreach ($pair in @(@('SetHeaderName', 'SetHeaderValue'), @('HeaderContainsMessageHeader', 'HeaderContainsWords'), @('ExceptIfHeaderContainsMessageHeader', 'ExceptIfHeaderContainsWords'), @('HeaderMatchesMessageHeader', 'HeaderMatchesPatterns'), @('ExceptIfHeaderMatchesMessageHeader', 'ExceptIfHeaderMatchesPatterns'))) {
+        foreach ($i in 0, 1) {
+            $given = $pair[$i]; $partner = $pair[1 - $i]
+            if ($changes.Contains($given) -and -not $changes.Contains($partner)) {
+                $changes[$partner] = $(if ($desired.Contains($partner)) { $desired[$partner] } else { $clearable[$partner] })
+            }
+        }
+    }
     if ($changes.Count -eq 0) {
         Write-PosternStep ('transport rule ''Postern Loop Check'' is as it should be ({0})' -f $current.State)
     }
@@ -247,6 +256,15 @@ else {
     $changes = Get-PosternChanges $current $desired
     foreach ($name in $clearable.Keys) {
         if (-not $desired.Contains($name) -and (Test-PosternSet $current.$name)) { $changes[$name] = $clearable[$name] }
+    }
+    # Exchange takes a header and its words (or its value) only together, in the same call.
+    foreach ($pair in @(@('SetHeaderName', 'SetHeaderValue'), @('HeaderContainsMessageHeader', 'HeaderContainsWords'), @('ExceptIfHeaderContainsMessageHeader', 'ExceptIfHeaderContainsWords'), @('HeaderMatchesMessageHeader', 'HeaderMatchesPatterns'), @('ExceptIfHeaderMatchesMessageHeader', 'ExceptIfHeaderMatchesPatterns'))) {
+        foreach ($i in 0, 1) {
+            $given = $pair[$i]; $partner = $pair[1 - $i]
+            if ($changes.Contains($given) -and -not $changes.Contains($partner)) {
+                $changes[$partner] = $(if ($desired.Contains($partner)) { $desired[$partner] } else { $clearable[$partner] })
+            }
+        }
     }
     if ($changes.Count -eq 0) {
         Write-PosternStep ('transport rule ''Postern Outbound'' is as it should be ({0})' -f $current.State)
@@ -297,6 +315,15 @@ else {
     $changes = Get-PosternChanges $current $desired
     foreach ($name in $clearable.Keys) {
         if (-not $desired.Contains($name) -and (Test-PosternSet $current.$name)) { $changes[$name] = $clearable[$name] }
+    }
+    # Exchange takes a header and its words (or its value) only together, in the same call.
+    foreach ($pair in @(@('SetHeaderName', 'SetHeaderValue'), @('HeaderContainsMessageHeader', 'HeaderContainsWords'), @('ExceptIfHeaderContainsMessageHeader', 'ExceptIfHeaderContainsWords'), @('HeaderMatchesMessageHeader', 'HeaderMatchesPatterns'), @('ExceptIfHeaderMatchesMessageHeader', 'ExceptIfHeaderMatchesPatterns'))) {
+        foreach ($i in 0, 1) {
+            $given = $pair[$i]; $partner = $pair[1 - $i]
+            if ($changes.Contains($given) -and -not $changes.Contains($partner)) {
+                $changes[$partner] = $(if ($desired.Contains($partner)) { $desired[$partner] } else { $clearable[$partner] })
+            }
+        }
     }
     if ($changes.Count -eq 0) {
         Write-PosternStep ('transport rule ''Postern Inbound'' is as it should be ({0})' -f $current.State)
