@@ -46,6 +46,41 @@ public sealed class DeliveryConnectionTests(ITestOutputHelper output) : EndToEnd
     }
 
     [Fact]
+    public async Task Deliveries_leave_from_the_configured_bind_address()
+    {
+        // Exchange Online's IP-based connectors and allow lists name the addresses Postern sends from; on loopback
+        // a node can be given its own 127.x address, as a region's nodes each have theirs.
+        var sink = Own(await SmtpSink.StartAsync(Directory, "tenant"));
+        var proxy = Own(new ConnectionCountingProxy(sink.Port));
+        var contoso = await Postern.CreateTenantAsync("contoso", "contoso.test", $"127.0.0.1:{proxy.Port}");
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            DeliveryRequireTls = false,
+            BindAddresses = ["127.0.0.77", "::1"],
+        };
+        await Postern.StartServeAsync(config);
+
+        var sent = await Swaks.SendAsync(config.First.Port, "sender@external.test", "alice@contoso.test", "from 127.0.0.77", "--add-header", contoso.KeyHeader);
+        Assert.True(sent.QueueId is not null, sent.ToString());
+        await sink.WaitForMessagesAsync(1, TimeSpan.FromSeconds(30), Diagnostics);
+
+        Assert.Equal([System.Net.IPAddress.Parse("127.0.0.77")], proxy.ClientAddresses);
+    }
+
+    [Fact]
+    public async Task A_bind_address_that_is_not_an_address_stops_serve_naming_it()
+    {
+        var config = new PosternConfig
+        {
+            Listeners = [new PosternListener("plain", FreePort.Next(), RequireTls: false)],
+            BindAddresses = ["127.0.0.1/8"],
+        };
+        var error = await Assert.ThrowsAnyAsync<Exception>(() => Postern.StartServeAsync(config));
+        Assert.Contains("Postern:Delivery:BindAddresses:0 '127.0.0.1/8' is not an IP address", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_pooled_connection_the_mta_closed_while_idle_is_replaced_at_once_not_deferred()
     {
         // smtp-sink drops a connection that stays silent for 2 s: the one Postern keeps in its pool for reuse.

@@ -83,6 +83,13 @@ public sealed class PosternOptions
             yield return "Postern:Delivery:RetryDelays must list positive delays";
         if (Delivery.MaxAge <= TimeSpan.Zero)
             yield return $"Postern:Delivery:MaxAge '{Delivery.MaxAge}' must be positive";
+        for (var i = 0; i < Delivery.BindAddresses.Count; i++)
+        {
+            if (!System.Net.IPAddress.TryParse(Delivery.BindAddresses[i], out _) || Delivery.BindAddresses[i].Contains('/'))
+                yield return $"Postern:Delivery:BindAddresses:{i} '{Delivery.BindAddresses[i]}' is not an IP address";
+        }
+        if (Delivery.BindAddressList.GroupBy(a => a.AddressFamily).Any(g => g.Count() > 1))
+            yield return "Postern:Delivery:BindAddresses lists more than one address of a family (one IPv4 and one IPv6 at most)";
         if (Delivery.MaxConnectionsPerDestination < 1)
             yield return $"Postern:Delivery:MaxConnectionsPerDestination '{Delivery.MaxConnectionsPerDestination}' must be at least 1";
         if (Delivery.MaxActiveMessages < 1)
@@ -174,6 +181,16 @@ public sealed class DeliveryOptions
     public TimeSpan MaxAge { get; set; } = TimeSpan.FromDays(2);
 
     public int MaxConnectionsPerDestination { get; set; } = 20;
+
+    /// <summary>
+    /// The addresses delivery connections leave from, at most one IPv4 and one IPv6 (Postfix's smtp_bind_address and
+    /// smtp_bind_address6): the ones Exchange Online's IP-based connectors and allow lists name. Empty: the system chooses.
+    /// </summary>
+    public List<string> BindAddresses { get; set; } = [];
+
+    /// <summary><see cref="BindAddresses"/> parsed (valid once <see cref="PosternOptions.Validate"/> passed).</summary>
+    public IReadOnlyList<System.Net.IPAddress> BindAddressList =>
+        BindAddresses.Select(a => System.Net.IPAddress.TryParse(a, out var ip) ? ip : null).OfType<System.Net.IPAddress>().ToArray();
 
     /// <summary>Port used when delivering by MX (25 on the Internet; tests point it elsewhere).</summary>
     public int MxPort { get; set; } = 25;

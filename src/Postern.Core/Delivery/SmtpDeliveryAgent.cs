@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Net;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Security.Authentication;
@@ -138,7 +139,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                 connect.CancelAfter(_options.ConnectTimeout);
                 try
                 {
-                    socket = await OpenSocketAsync(server, _resolver, connect.Token).ConfigureAwait(false);
+                    socket = await OpenSocketAsync(server, _resolver, _options.BindAddressList, connect.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
@@ -177,9 +178,10 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
 
     /// <summary>
     /// A connected socket with Nagle's algorithm off: SMTP writes small commands and waits for replies,
-    /// and Nagle plus the peer's delayed ACK would add up to 40 ms to every message.
+    /// and Nagle plus the peer's delayed ACK would add up to 40 ms to every message. It leaves from the bind
+    /// address of its family when one is configured (Delivery:BindAddresses).
     /// </summary>
-    private static async Task<Socket> OpenSocketAsync(MtaAddress server, MxResolver resolver, CancellationToken cancellationToken)
+    private static async Task<Socket> OpenSocketAsync(MtaAddress server, MxResolver resolver, IReadOnlyList<IPAddress> bind, CancellationToken cancellationToken)
     {
         // Host names go through Postern's own DNS settings (Postern:Dns), like the MX lookup that found them.
         var addresses = await resolver.ResolveHostAsync(server.Host, cancellationToken).ConfigureAwait(false);
@@ -191,6 +193,8 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
             var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             try
             {
+                if (bind.FirstOrDefault(b => b.AddressFamily == address.AddressFamily) is { } local)
+                    socket.Bind(new IPEndPoint(local, 0));
                 await socket.ConnectAsync(address, server.Port, cancellationToken).ConfigureAwait(false);
                 return socket;
             }

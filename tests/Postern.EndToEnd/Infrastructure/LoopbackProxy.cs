@@ -20,6 +20,7 @@ public abstract class LoopbackProxy : IAsyncDisposable
     private int _accepted;
     private int _open;
     private int _peak;
+    private readonly List<IPAddress> _clientAddresses = [];
 
     /// <summary>Listens on <paramref name="port"/> (0: any free port) and forwards to 127.0.0.1:<paramref name="upstreamPort"/>.</summary>
     protected LoopbackProxy(int upstreamPort, int port = 0)
@@ -53,6 +54,12 @@ public abstract class LoopbackProxy : IAsyncDisposable
     public int Peak
     {
         get { lock (_gate) return _peak; }
+    }
+
+    /// <summary>The address each connection came from, in order.</summary>
+    public IReadOnlyList<IPAddress> ClientAddresses
+    {
+        get { lock (_gate) return [.. _clientAddresses]; }
     }
 
     /// <summary>An observer for one new connection's server-to-client bytes; null to watch nothing.</summary>
@@ -93,6 +100,8 @@ public abstract class LoopbackProxy : IAsyncDisposable
             }
             lock (_gate)
             {
+                if (client.RemoteEndPoint is IPEndPoint remote)
+                    _clientAddresses.Add(remote.Address);
                 _accepted++;
                 _open++;
                 _peak = Math.Max(_peak, _open);

@@ -51,6 +51,9 @@ public sealed class PosternConfig
     /// <summary>Postern:Delivery:MaxConnectionsPerDestination; null keeps Postern's default out of the file.</summary>
     public int? MaxConnectionsPerDestination { get; init; }
 
+    /// <summary>Postern:Delivery:BindAddresses; empty keeps the setting out of the file.</summary>
+    public IReadOnlyList<string> BindAddresses { get; init; } = [];
+
     /// <summary>Loopback DNS servers (ADDRESS:PORT); empty keeps the setting out of the file.</summary>
     public IReadOnlyList<string> DnsServers { get; init; } = [];
 
@@ -90,6 +93,8 @@ public sealed class PosternConfig
             delivery["GreetingTimeout"] = Span(greeting);
         if (DataTimeout is { } data)
             delivery["DataTimeout"] = Span(data);
+        if (BindAddresses.Count > 0)
+            delivery["BindAddresses"] = new JsonArray(BindAddresses.Select(a => (JsonNode)a).ToArray());
         var postern = new JsonObject
         {
             ["HostName"] = HostName,

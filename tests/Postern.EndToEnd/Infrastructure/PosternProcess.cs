@@ -78,7 +78,12 @@ public sealed class PosternProcess : IAsyncDisposable
                 $"postern serve to accept on {listener.EndPoint} ({listener.Name})",
                 () => ReadLogTail());
             if (process.HasExited)
+            {
+                // The parameterless wait also waits for the redirected output to be read to its end, so the log holds
+                // the process's last words (its error line) before it is quoted.
+                process.WaitForExit();
                 throw new InvalidOperationException($"postern serve exited with {process.ExitCode} before accepting on {listener.EndPoint}.\n{ReadLogTail()}");
+            }
         }
     }
 
