@@ -55,6 +55,9 @@ internal sealed class EmulatedTenantHarness : IAsyncDisposable
         var tenant = emulator.FindTenant(TestTenants.ContosoId.ToString()) ?? emulator.AddTenant(TestTenants.ContosoId, "contoso.onmicrosoft.com");
         tenant.AddAcceptedDomain("contoso.com");
         tenant.AddAcceptedDomain("contoso.net");
+        // The tenant's certificate domain, as the provider has the customer add it (MC1226222: attribution by certificate).
+        foreach (var region in Core.Tenants.Region.All)
+            tenant.AddAcceptedDomain(Core.Certificates.TenantCertificates.NameFor(TestTenants.Contoso(region), "postern.example"));
         ExoEmulator.ExoEmulator.RegisterApp(tenant, AppId, SharedAppCertificate.Value);
         var server = await ExoEmulatorServer.StartAsync(emulator, tlsCertificate: SharedTlsCertificate.Value);
         return new EmulatedTenantHarness(server, SharedAppCertificate.Value);

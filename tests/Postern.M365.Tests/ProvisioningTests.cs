@@ -46,6 +46,30 @@ public sealed class ProvisioningTests
     }
 
     [Fact]
+    public async Task A_certificate_domain_that_is_not_one_of_the_tenants_accepted_domains_is_a_conflict_until_it_is()
+    {
+        await using var harness = await EmulatedTenantHarness.StartAsync();
+        using var client = harness.Client();
+        var deployment = new Deployment.M365Deployment { ProductDomain = "relay.example.net" }.ApplyDefaults();
+        var blueprint = BlueprintBuilder.Build(new BlueprintRequest
+        {
+            Tenant = TestTenants.Contoso(),
+            Domains = TestTenants.Domains,
+            RelayKey = TestTenants.RelayKey,
+        }, deployment);
+        var name = $"{TestTenants.ContosoId}.eu.relay.example.net";
+
+        var before = await new Provisioner(client).VerifyAsync(blueprint, CancellationToken.None);
+        var conflict = Assert.Single(before.Conflicts, c => c.Subject.StartsWith("certificate domain", StringComparison.Ordinal));
+        Assert.Equal($"certificate domain '{name}'", conflict.Subject);
+        Assert.Contains("MC1226222", conflict.Problem, StringComparison.Ordinal);
+
+        harness.Tenant.AddAcceptedDomain(name);
+        var after = await new Provisioner(client).VerifyAsync(blueprint, CancellationToken.None);
+        Assert.DoesNotContain(after.Conflicts, c => c.Subject.StartsWith("certificate domain", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Verify_reports_a_disabled_rule_an_edited_smart_host_and_a_removed_arc_sealer_and_apply_repairs_them()
     {
         await using var harness = await EmulatedTenantHarness.StartAsync();

@@ -26,7 +26,8 @@ public sealed class SeedRequirementTests
         var inbound = Inbound(b);
         Assert.Equal("From Postern", inbound.Name);
         Assert.Equal("OnPremises", inbound.Setting("ConnectorType"));
-        Assert.Equal($"*.{region}.postern.example", inbound.Setting("TlsSenderCertificateName"));
+        // Not the region's wildcard: the tenant's own name, which Exchange Online attributes the mail by (MC1226222).
+        Assert.Equal($"{TestTenants.ContosoId}.{region}.postern.example", inbound.Setting("TlsSenderCertificateName"));
         Assert.Equal(["*"], List(inbound.Setting("SenderDomains")));
         Assert.Equal(true, inbound.Setting("RequireTls"));
         Assert.Equal(true, inbound.Setting("Enabled"));
@@ -162,7 +163,13 @@ public sealed class SeedRequirementTests
         var receive = Inbound(b);
         Assert.Equal("OnPremises", receive.Setting("ConnectorType"));
         Assert.Equal(true, receive.Setting("CloudServicesMailEnabled"));
-        Assert.Equal(["198.51.100.25", "198.51.100.26"], List(receive.Setting("SenderIPAddresses")));
+        // Seed 004 named Postern's IPs, shared by every tenant: an OnPremises connector keyed on them is MC1226222's
+        // anti-pattern, so it is identified by the tenant's own certificate, and a stale IP list is cleared.
+        Assert.Null(receive.Setting("SenderIPAddresses"));
+        Assert.Contains("SenderIPAddresses", receive.MustBeEmpty);
+        Assert.Equal($"{TestTenants.ContosoId}.eu.postern.example", receive.Setting("TlsSenderCertificateName"));
+        Assert.Equal(true, receive.Setting("RestrictDomainsToCertificate"));
+        Assert.Equal(true, receive.Setting("RequireTls"));
         // Steps 8–16: send connector from Office 365 to your organization's email server, rule-scoped, smart host, TLS.
         var send = Outbound(b);
         Assert.Equal("OnPremises", send.Setting("ConnectorType"));

@@ -30,7 +30,7 @@ public sealed class RegionCertificates
             {
                 Directory.CreateDirectory(directory);
                 var subject = $"*.{region}.{options.ProductDomain}";
-                File.WriteAllBytes(path, CreateSelfSigned(subject));
+                File.WriteAllBytes(path, SelfSignedCertificate.Create(subject));
                 if (!OperatingSystem.IsWindows())
                     File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
                 logger.LogWarning("Made a self-signed certificate for region {Region} ({Subject}) at {Path}; configure Postern:Certificates:{Region} for production",
@@ -53,19 +53,5 @@ public sealed class RegionCertificates
         {
             throw new PosternException($"{setting}: cannot load certificate '{path}': {ex.Message}");
         }
-    }
-
-    private static byte[] CreateSelfSigned(string subject)
-    {
-        using var key = RSA.Create(2048);
-        var request = new CertificateRequest($"CN={subject}", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName(subject);
-        request.CertificateExtensions.Add(names.Build());
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension(
-            [new Oid("1.3.6.1.5.5.7.3.1"), new Oid("1.3.6.1.5.5.7.3.2")], critical: false));
-        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature | X509KeyUsageFlags.KeyEncipherment, critical: true));
-        using var certificate = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddYears(2));
-        return certificate.Export(X509ContentType.Pfx);
     }
 }

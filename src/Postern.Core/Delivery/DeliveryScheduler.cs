@@ -29,6 +29,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private readonly MxResolver _mx;
     private readonly RoutingTableSource _routing;
     private readonly RegionCertificates _certificates;
+    private readonly TenantCertificates? _tenantCertificates;
     private readonly TraceWriter _trace;
     private readonly OutgoingSigner? _signer;
     private readonly ILogger _logger;
@@ -41,9 +42,11 @@ public sealed class DeliveryScheduler : IAsyncDisposable
     private Task? _claimer;
 
     public DeliveryScheduler(PosternOptions options, IQueueStore store, SmtpDeliveryAgent agent, MxResolver mx, RoutingTableSource routing,
-        RegionCertificates certificates, TraceWriter trace, ILogger<DeliveryScheduler> logger, OutgoingSigner? signer = null)
+        RegionCertificates certificates, TraceWriter trace, ILogger<DeliveryScheduler> logger, OutgoingSigner? signer = null,
+        TenantCertificates? tenantCertificates = null)
     {
         _signer = signer;
+        _tenantCertificates = tenantCertificates;
         _options = options;
         _store = store;
         _agent = agent;
@@ -54,6 +57,17 @@ public sealed class DeliveryScheduler : IAsyncDisposable
         _logger = logger;
         _queues = new DestinationQueues<DeliveryJob>(options.Delivery.MaxConnectionsPerDestination, RunJobAsync, _stopping.Token);
     }
+
+    /// <summary>
+    /// Mail handed back to the tenant's Exchange Online (inbound, and outbound when it leaves through Microsoft 365)
+    /// carries the tenant's own certificate: Exchange Online attributes it to a tenant by that certificate's name.
+    /// Connections are pooled per certificate, so one tenant's authenticated connection never carries another's mail.
+    /// Mail Postern delivers to the Internet itself presents the region's certificate.
+    /// </summary>
+    private System.Security.Cryptography.X509Certificates.X509Certificate2 ClientCertificateFor(Tenant tenant, bool toTenant) =>
+        _tenantCertificates is not null && (toTenant || tenant.Outbound == OutboundMode.ViaM365)
+            ? _tenantCertificates.For(tenant)
+            : _certificates.For(tenant.Region);
 
     /// <summary>Messages held in memory: queued for or in delivery.</summary>
     public int ActiveCount
@@ -390,7 +404,7 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             Servers = servers,
             TenantId = tenant.Id,
             RequireTls = route.ToTenant && _options.Delivery.RequireTls,
-            ClientCertificate = _certificates.For(tenant.Region),
+            ClientCertificate = ClientCertificateFor(tenant, route.ToTenant),
             MailFrom = envelope.MailFrom,
             Recipients = addresses,
             OpenMessage = openMessage,

@@ -10,7 +10,7 @@ namespace Postern.Core.Storage;
 public sealed class PosternDatabase
 {
     /// <summary>Each entry upgrades the schema by one version; never edit one that has shipped, add a new one.</summary>
-    private static readonly string[] Migrations = [SchemaV1, SchemaV2, SchemaV3, SchemaV4];
+    private static readonly string[] Migrations = [SchemaV1, SchemaV2, SchemaV3, SchemaV4, SchemaV5];
 
     private readonly string _connectionString;
 
@@ -170,5 +170,17 @@ public sealed class PosternDatabase
     /// <summary>A key published but not yet signing (`dkim rotate` before `--switch`): neither active nor retired.</summary>
     private const string SchemaV4 = """
         ALTER TABLE dkim_keys ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+        """;
+
+    /// <summary>Each tenant's own TLS client certificate (PFX), presented when its mail goes back to Exchange Online.</summary>
+    private const string SchemaV5 = """
+        CREATE TABLE IF NOT EXISTS tenant_certificates (
+            tenant_id TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            pfx BLOB NOT NULL,
+            thumbprint TEXT NOT NULL,
+            not_after TEXT NOT NULL,
+            self_signed INTEGER NOT NULL,
+            installed_at TEXT NOT NULL);
         """;
 }

@@ -75,7 +75,10 @@ public static class BlueprintBuilder
         var comment = $"Managed by {deployment.ItemPrefix} (postern m365 apply); 'postern m365 verify' reports changes made here.";
 
         // Connectors first: a rule can only route to a connector that exists.
-        items.Add(relay ? RelayInboundConnector(names, profile, egressV4, comment) : IntegratedInboundConnector(names, region, egressAll, comment));
+        // Each tenant's OnPremises connector expects its own certificate name, never the region's wildcard: Exchange
+        // Online attributes mail arriving on an OnPremises connector by the certificate's domain first (MC1226222).
+        var certificateName = Core.Certificates.TenantCertificates.NameFor(tenant, deployment.ProductDomain);
+        items.Add(relay ? RelayInboundConnector(names, profile, egressV4, certificateName, comment) : IntegratedInboundConnector(names, certificateName, egressAll, comment));
         items.Add(OutboundConnector(names, profile, region, comment));
 
         // Rules, top to bottom. Loop Check comes first in every profile: mail Postern hands back
@@ -165,16 +168,16 @@ public static class BlueprintBuilder
         };
     }
 
-    /// <summary>Seeds 000–002 "From … Integrated": your organisation's mail server, identified by Postern's certificate.</summary>
-    private static ConnectorItem IntegratedInboundConnector(Names names, RegionEndpoints region, string[] egress, string comment) =>
+    /// <summary>Seeds 000–002 "From … Integrated": your organisation's mail server, identified by the tenant's certificate.</summary>
+    private static ConnectorItem IntegratedInboundConnector(Names names, string certificateName, string[] egress, string comment) =>
         new(ConnectorDirection.Inbound, names.InboundConnector,
-            "Accepts the mail Postern hands back, identified by Postern's certificate",
+            "Accepts the mail Postern hands back, identified by the tenant's own certificate from Postern",
             "seeds 000–002: From … Integrated; seed 002: enhanced filtering",
             [
                 new("ConnectorType", "OnPremises"),
                 // Mandatory on New-InboundConnector even for OnPremises connectors; '*' as in Microsoft's add-on example.
                 new("SenderDomains", new[] { "*" }),
-                new("TlsSenderCertificateName", region.CertificateSubject),
+                new("TlsSenderCertificateName", certificateName),
                 new("RequireTls", true),
                 new("RestrictDomainsToCertificate", true),
                 // Enhanced filtering skips Postern's hop, so Defender judges the original sender; IPv6 too (seed 002).
@@ -184,14 +187,19 @@ public static class BlueprintBuilder
             ], comment);
 
     /// <summary>Seed 003 steps 5–11 (Partner, sender IPs, TLS) / seed 004 steps 17–21 (your organisation's server, retain headers).</summary>
-    private static ConnectorItem RelayInboundConnector(Names names, ProvisioningProfile profile, string[] egressV4, string comment)
+    private static ConnectorItem RelayInboundConnector(Names names, ProvisioningProfile profile, string[] egressV4, string certificateName, string comment)
     {
         var settings = new List<KeyValuePair<string, object?>>();
         if (profile == ProvisioningProfile.RelayLegacy)
         {
+            // Seed 004 identified this OnPremises connector by Postern's IPs, which every tenant shares: the second
+            // anti-pattern of MC1226222 (attribution may go to another tenant). It is identified by the tenant's own
+            // certificate instead; SenderIPAddresses is cleared so a connector an earlier Postern made is repaired.
             settings.Add(new("ConnectorType", "OnPremises"));
             settings.Add(new("SenderDomains", new[] { "*" }));
-            settings.Add(new("SenderIPAddresses", egressV4));
+            settings.Add(new("TlsSenderCertificateName", certificateName));
+            settings.Add(new("RequireTls", true));
+            settings.Add(new("RestrictDomainsToCertificate", true));
             settings.Add(new("CloudServicesMailEnabled", true));
         }
         else
@@ -208,11 +216,15 @@ public static class BlueprintBuilder
         }
         settings.Add(new("Enabled", true));
         return new ConnectorItem(ConnectorDirection.Inbound, names.InboundConnector,
-            "Accepts the mail Postern hands back, identified by Postern's IPv4 addresses",
+            profile == ProvisioningProfile.RelayLegacy
+                ? "Accepts the mail Postern hands back, identified by the tenant's own certificate from Postern"
+                // A Partner connector's mail is attributed like Internet mail, by its recipients: Postern's shared
+                // IPs identify the partner without deciding the tenant, so the seed's IP identification stays.
+                : "Accepts the mail Postern hands back, identified by Postern's IPv4 addresses",
             profile == ProvisioningProfile.RelayLegacy
                 ? "seed 004 steps 17–21: receive connector, your organization's email server, retain internal headers"
                 : "seed 003 steps 5–11: receive connector, partner organization, sender IPs, reject without TLS",
-            settings, comment);
+            settings, comment, mustBeEmpty: profile == ProvisioningProfile.RelayLegacy ? ["SenderIPAddresses"] : []);
     }
 
     /// <summary>Seeds 000–002 "To … Integrated", seed 003 steps 12–20, seed 004 steps 8–16: used only by Postern's rules.</summary>

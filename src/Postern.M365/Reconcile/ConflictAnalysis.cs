@@ -66,6 +66,18 @@ public static class ConflictAnalysis
             if (!state.ArcTrustedSealers.Contains(arc.Domain, StringComparer.OrdinalIgnoreCase))
                 conflicts.Add(new Conflict("ARC", $"{arc.Domain} is not a trusted ARC sealer: Exchange Online does not trust the authentication results Postern's seal carries, and may junk mail Postern returns"));
         }
+        // MC1226222: on an OnPremises connector Exchange Online attributes mail to a tenant by the certificate's domain
+        // only when that domain is one of the tenant's accepted domains; otherwise by MAIL FROM, then RCPT TO, and mail
+        // from another Postern customer can be attributed to the sender's tenant.
+        foreach (var connector in blueprint.Items.OfType<ConnectorItem>().Where(c => c.Direction == ConnectorDirection.Inbound
+            && "OnPremises".Equals(c.Setting("ConnectorType") as string, StringComparison.OrdinalIgnoreCase)))
+        {
+            if (connector.Setting("TlsSenderCertificateName") is string name
+                && !state.AcceptedDomains.Any(d => TenantState.Same(d.GetString("DomainName") ?? d.Name, name)))
+                conflicts.Add(new Conflict($"certificate domain '{name}'",
+                    "is not an accepted domain of the tenant: Exchange Online attributes the mail Postern returns by it only when it is (MC1226222), " +
+                    $"else by its sender's domain, and mail from another Postern customer can reach the wrong tenant's rules; add it in the Microsoft 365 admin centre (Settings > Domains; its TXT record goes in the {blueprint.Deployment.ProductDomain} zone)"));
+        }
         foreach (var check in blueprint.Items.OfType<AcceptedDomainCheck>())
         {
             foreach (var domain in check.Domains)

@@ -1,10 +1,12 @@
 using System.CommandLine;
 using Postern.Core;
+using Postern.Core.Certificates;
+using Postern.Core.Storage;
 using Postern.Core.Tenants;
 
 namespace Postern.Cli;
 
-/// <summary>`postern tenant add|list|show|set`.</summary>
+/// <summary>`postern tenant add|list|show|set|certificate`.</summary>
 public static class TenantCommands
 {
     public static Command Create(CliContext cli)
@@ -14,7 +16,74 @@ public static class TenantCommands
         tenant.Add(List(cli));
         tenant.Add(Show(cli));
         tenant.Add(Set(cli));
+        tenant.Add(Certificate(cli));
         return tenant;
+    }
+
+    private static readonly Option<FileInfo?> ConfigFile = new("--config") { Description = "The server's JSON configuration (section \"Postern\"), as given to postern serve: its ProductDomain names the tenant's certificate" };
+
+    private static TenantCertificates Certificates(CliContext cli, ParseResult result)
+    {
+        var options = ServeCommand.Load(result.GetValue(ConfigFile), result.GetResult(cli.DataDir) is { Implicit: false } ? result.GetValue(cli.DataDir) : null);
+        return new TenantCertificates(new TenantCertificateStore(cli.Database(result)), options.ProductDomain);
+    }
+
+    private static void WriteCertificate(CliContext cli, Tenant tenant, StoredTenantCertificate certificate)
+    {
+        cli.Out.WriteLine($"Certificate of tenant '{tenant.Name}': {certificate.Name} ({(certificate.SelfSigned ? "self-signed" : "imported")}, " +
+            $"thumbprint {certificate.Thumbprint}, valid until {certificate.NotAfter:yyyy-MM-dd}, in place since {certificate.InstalledAt:yyyy-MM-dd HH:mm} UTC).");
+    }
+
+    /// <summary>`postern tenant certificate show|renew|import TENANT`: the tenant's own client certificate.</summary>
+    private static Command Certificate(CliContext cli)
+    {
+        var command = new Command("certificate", "The tenant's own TLS client certificate, presented when its mail goes back to Exchange Online");
+        var tenantArgument = new Argument<string>("TENANT") { Description = "Tenant name or id" };
+
+        var show = new Command("show", "Print the certificate's name, kind and validity (made self-signed if the tenant has none)") { tenantArgument, ConfigFile };
+        show.SetAction(cli.Run(result =>
+        {
+            var tenant = cli.Tenants(result).GetTenant(result.GetValue(tenantArgument)!);
+            WriteCertificate(cli, tenant, Certificates(cli, result).Ensure(tenant));
+            return 0;
+        }));
+        command.Add(show);
+
+        var renew = new Command("renew", "Replace the certificate with a new self-signed one under the same name") { tenantArgument, ConfigFile };
+        renew.SetAction(cli.Run(result =>
+        {
+            var tenant = cli.Tenants(result).GetTenant(result.GetValue(tenantArgument)!);
+            WriteCertificate(cli, tenant, Certificates(cli, result).RenewSelfSigned(tenant));
+            cli.Out.WriteLine("Running servers present it from their next delivery; the inbound connector keeps its name.");
+            return 0;
+        }));
+        command.Add(renew);
+
+        var pfx = new Option<FileInfo>("--pfx") { Description = "The certificate with its private key (PFX), issued for the tenant's name", Required = true };
+        var password = new Option<FileInfo?>("--password-file") { Description = "A file holding the PFX password (none if not given)" };
+        var import = new Command("import", "Put an operator's certificate (issued for the tenant's name) in place of the tenant's") { tenantArgument, pfx, password, ConfigFile };
+        import.SetAction(cli.Run(result =>
+        {
+            var tenant = cli.Tenants(result).GetTenant(result.GetValue(tenantArgument)!);
+            var file = result.GetValue(pfx)!;
+            if (!file.Exists)
+                throw new PosternException($"--pfx '{file.FullName}' does not exist");
+            var secret = result.GetValue(password) is { } p ? File.ReadAllText(p.FullName).TrimEnd('\r', '\n') : null;
+            var certificates = Certificates(cli, result);
+            StoredTenantCertificate stored;
+            try
+            {
+                stored = certificates.Import(tenant, File.ReadAllBytes(file.FullName), secret);
+            }
+            catch (PosternException ex)
+            {
+                throw new PosternException($"--pfx '{file.FullName}': {ex.Message}; nothing was changed");
+            }
+            WriteCertificate(cli, tenant, stored);
+            return 0;
+        }));
+        command.Add(import);
+        return command;
     }
 
     private static Command Add(CliContext cli)
@@ -23,7 +92,7 @@ public static class TenantCommands
         var id = new Option<string>("--tenant-id") { Description = "The Entra tenant id (GUID)", Required = true };
         var region = new Option<string>("--region") { Description = "au, eu or us", Required = true };
         var old = new Option<bool>("--created-before-2023") { Description = "The tenant was created before 2023 (legacy connector behaviour)" };
-        var command = new Command("add", "Register a tenant") { name, id, region, old };
+        var command = new Command("add", "Register a tenant, with its own self-signed client certificate") { name, id, region, old, ConfigFile };
         command.SetAction(cli.Run(result =>
         {
             var idText = result.GetValue(id)!;
@@ -31,6 +100,8 @@ public static class TenantCommands
                 throw new PosternException($"--tenant-id '{idText}' is not a GUID");
             var added = cli.Tenants(result).AddTenant(result.GetValue(name)!, guid, result.GetValue(region)!.ToLowerInvariant(), result.GetValue(old));
             cli.Out.WriteLine($"Tenant '{added.Name}' added (id {added.Id}, region {added.Region}).");
+            var certificate = Certificates(cli, result).Ensure(added);
+            cli.Out.WriteLine($"Its certificate: {certificate.Name} (self-signed; postern tenant certificate import {added.Name} --pfx FILE puts a CA-issued one in its place).");
             cli.Out.WriteLine($"Next: postern domain add {added.Name} DOMAIN --mta HOST, then postern relay enable {added.Name}");
             return 0;
         }));

@@ -57,8 +57,11 @@ public sealed class PosternNode : IAsyncDisposable
         var signer = new OutgoingSigner(_options, Core.Certificates.ArcKey.Load(_options, _logger), dns, new SigningKeyStore(_database),
             _loggerFactory.CreateLogger<OutgoingSigner>());
         routing.Reloaded += _ => signer.ReloadKeys();
+        var tenantCertificates = new TenantCertificates(new TenantCertificateStore(_database), _options.ProductDomain, _loggerFactory.CreateLogger<TenantCertificates>());
+        // A certificate replaced by the CLI bumps the generation: the next delivery loads it.
+        routing.Reloaded += _ => tenantCertificates.Forget();
         _scheduler = new DeliveryScheduler(_options, _spool, _agent, mx, routing, certificates, _trace,
-            _loggerFactory.CreateLogger<DeliveryScheduler>(), signer);
+            _loggerFactory.CreateLogger<DeliveryScheduler>(), signer, tenantCertificates);
         var quarantine = new Core.Quarantine.QuarantineStore(_database, _options.DataDir);
         var releases = new QuarantineReleaseWatcher(quarantine, _spool, _scheduler, _trace, _loggerFactory.CreateLogger<QuarantineReleaseWatcher>());
         // Dispatch records are split into their parts by the finisher; everything else is delivered.

@@ -111,11 +111,11 @@ $clearable = [ordered]@{
 Write-PosternStep 'provisioning tenant ''contoso'' (2f4a9c1e-7b3d-4e5f-8a6b-1c2d3e4f5a6b), profile integrated, region eu, outbound direct, all users'
 
 # --- 1. inbound connector 'From Postern' ------------------------------------------------
-# Accepts the mail Postern hands back, identified by Postern's certificate (seeds 000-002: From ... Integrated; seed 002: enhanced filtering)
+# Accepts the mail Postern hands back, identified by the tenant's own certificate from Postern (seeds 000-002: From ... Integrated; seed 002: enhanced filtering)
 $desired = [ordered]@{
     ConnectorType = 'OnPremises'
     SenderDomains = @('*')
-    TlsSenderCertificateName = '*.eu.postern.example'
+    TlsSenderCertificateName = '2f4a9c1e-7b3d-4e5f-8a6b-1c2d3e4f5a6b.eu.postern.example'
     RequireTls = $true
     RestrictDomainsToCertificate = $true
     EFSkipLastIP = $false

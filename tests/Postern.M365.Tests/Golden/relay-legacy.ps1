@@ -112,11 +112,13 @@ Write-Warning 'postern: the relay-legacy profile is meant for tenants created be
 Write-PosternStep 'provisioning tenant ''contoso'' (2f4a9c1e-7b3d-4e5f-8a6b-1c2d3e4f5a6b), profile relay-legacy, region eu, outbound direct, all users'
 
 # --- 1. inbound connector 'From Postern' ------------------------------------------------
-# Accepts the mail Postern hands back, identified by Postern's IPv4 addresses (seed 004 steps 17-21: receive connector, your organization's email server, retain internal headers)
+# Accepts the mail Postern hands back, identified by the tenant's own certificate from Postern (seed 004 steps 17-21: receive connector, your organization's email server, retain internal headers)
 $desired = [ordered]@{
     ConnectorType = 'OnPremises'
     SenderDomains = @('*')
-    SenderIPAddresses = @('198.51.100.25', '198.51.100.26')
+    TlsSenderCertificateName = '2f4a9c1e-7b3d-4e5f-8a6b-1c2d3e4f5a6b.eu.postern.example'
+    RequireTls = $true
+    RestrictDomainsToCertificate = $true
     CloudServicesMailEnabled = $true
     Enabled = $true
 }
@@ -127,6 +129,7 @@ if ($null -eq $current) {
 }
 else {
     $changes = Get-PosternChanges $current $desired
+    if (Test-PosternSet $current.SenderIPAddresses) { $changes['SenderIPAddresses'] = $null }
     if ($changes.Count -eq 0) {
         Write-PosternStep 'inbound connector ''From Postern'' is as it should be'
     }
