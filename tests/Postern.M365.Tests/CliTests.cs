@@ -156,6 +156,30 @@ public sealed class CliErrorTests
     }
 
     [Fact]
+    public async Task Simulate_shows_the_path_from_the_tenants_rules_and_exits_2_when_it_would_loop()
+    {
+        await using var exchange = await EmulatedTenantHarness.StartAsync();
+        using var cli = new CliHarness();
+        Assert.Equal(0, (await cli.ConnectAsync(exchange)).Exit);
+        Assert.Equal(0, (await cli.RunAsync("m365", "apply", "contoso", "--relay-key-file", cli.RelayKeyFile)).Exit);
+        Assert.Equal(0, (await cli.RunAsync("m365", "activate", "contoso")).Exit);
+
+        var inbound = await cli.RunAsync("m365", "simulate", "contoso", "--from", "sender@external.test", "--to", "alice@contoso.com");
+        Assert.True(inbound.Exit == 0, inbound.Out + inbound.Error);
+        Assert.Contains("rule 'Postern Redirect' (priority 1) applies", inbound.Out, StringComparison.Ordinal);
+        Assert.Contains("rule 'Postern Loop Check' (priority 0) applies: header X-Postern-Loop contains", inbound.Out, StringComparison.Ordinal);
+        Assert.Contains("Result: passes through Postern once; no loop.", inbound.Out, StringComparison.Ordinal);
+
+        exchange.Direct("Disable-TransportRule", ("Identity", "Postern Loop Check"));
+        var looping = await cli.RunAsync("m365", "simulate", "contoso", "--from", "sender@external.test", "--to", "alice@contoso.com");
+        Assert.Equal(2, looping.Exit);
+        Assert.Contains("Result: would loop", looping.Out, StringComparison.Ordinal);
+
+        var bad = await cli.RunAsync("m365", "simulate", "contoso", "--from", "sender@external.test", "--to", "alice@contoso.com", "--header", "nocolon");
+        Assert.Equal("error: --header 'nocolon' is not NAME:VALUE", bad.Error.Trim());
+    }
+
+    [Fact]
     public async Task A_tenant_in_gcc_high_is_reached_with_its_clouds_token_scope_and_not_with_the_commercial_one()
     {
         await using var exchange = await EmulatedTenantHarness.StartAsync();

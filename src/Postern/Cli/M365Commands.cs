@@ -11,6 +11,7 @@ using Postern.M365.Deployment;
 using Postern.M365.Exo;
 using Postern.M365.Reconcile;
 using Postern.M365.Rendering;
+using Postern.M365.Simulation;
 
 namespace Postern.Cli;
 
@@ -34,6 +35,7 @@ public static class M365Commands
         m365.Add(Plan(cli));
         m365.Add(Apply(cli));
         m365.Add(Verify(cli));
+        m365.Add(Simulate(cli));
         m365.Add(Switch(cli, activate: true));
         m365.Add(Switch(cli, activate: false));
         m365.Add(Remove(cli));
@@ -217,6 +219,64 @@ public static class M365Commands
                     cli.Out.WriteLine($"Postern's rules stay disabled until 'postern m365 activate {name}'.");
                 return 0;
             });
+        }));
+        return command;
+    }
+
+    private static Command Simulate(CliContext cli)
+    {
+        var o = new BlueprintOptions();
+        var c = new ConnectionOptions();
+        var from = new Option<string>("--from") { Description = "The envelope sender", Required = true };
+        var to = new Option<string[]>("--to") { Description = "A recipient (repeat for more)", Required = true, AllowMultipleArgumentsPerToken = true };
+        var header = new Option<string[]>("--header") { Description = "A header field the message carries, NAME:VALUE (repeat for more)" };
+        var senderIp = new Option<string?>("--sender-ip") { Description = "The address of the last hop before Exchange Online (default: an Internet address)" };
+        var scl = new Option<int?>("--scl") { Description = "The message's spam confidence level, -1 to 9" };
+        var external = new Option<bool>("--from-internet") { Description = "The sender is not a signed-in user of the tenant even when its domain is the tenant's (a spoof)" };
+        var command = new Command("simulate",
+            $"From the tenant's actual rules and connectors: the path a message would take, each rule and why it does or does not apply, where it goes, and whether it would loop (exit {VerifyProblems} when it would loop or skip Postern)")
+        {
+            from, to, header, senderIp, scl, external,
+        };
+        o.AddTo(command, relayKey: false);
+        c.AddTo(command);
+        command.SetAction(cli.Run(async (result, cancellationToken) =>
+        {
+            var context = Context.Load(cli, result, o);
+            var blueprint = context.Blueprint(null);
+            var sender = result.GetValue(from)!.Trim();
+            if (!sender.Contains('@'))
+                throw new PosternException($"--from '{sender}' is not an email address");
+            var recipients = result.GetValue(to)!.Select(r => r.Trim()).ToArray();
+            if (recipients.FirstOrDefault(r => !r.Contains('@')) is { } bad)
+                throw new PosternException($"--to '{bad}' is not an email address");
+            var headers = new List<KeyValuePair<string, string>>();
+            foreach (var field in result.GetValue(header) ?? [])
+            {
+                var colon = field.IndexOf(':');
+                if (colon <= 0)
+                    throw new PosternException($"--header '{field}' is not NAME:VALUE");
+                headers.Add(new(field[..colon].Trim(), field[(colon + 1)..].Trim()));
+            }
+            var ipText = result.GetValue(senderIp);
+            var ip = ipText is null ? System.Net.IPAddress.Parse("203.0.113.50") : PathSimulator.ParseIp(ipText) ?? throw new PosternException($"--sender-ip '{ipText}' is not an IP address");
+            var level = result.GetValue(scl);
+            if (level is < -1 or > 9)
+                throw new PosternException($"--scl '{level}' is not -1 to 9");
+            var state = await WithExchange(cli, result, c, context, exchange => TenantState.ReadAsync(exchange, cancellationToken));
+            var domains = state.AcceptedDomains.Select(d => (d.GetString("DomainName") ?? d.Name).ToLowerInvariant()).ToHashSet();
+            var message = new SimulatedMessage
+            {
+                From = sender,
+                To = recipients,
+                Headers = headers,
+                SenderIp = ip,
+                Scl = level,
+                Authenticated = !result.GetValue(external) && domains.Contains(sender[(sender.LastIndexOf('@') + 1)..].ToLowerInvariant()),
+            };
+            var simulation = PathSimulator.Simulate(state, blueprint, message);
+            PathSimulator.Write(cli.Out, simulation);
+            return simulation.Loops || simulation.PosternPasses == 0 ? VerifyProblems : 0;
         }));
         return command;
     }
