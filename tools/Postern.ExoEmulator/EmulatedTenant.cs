@@ -138,6 +138,19 @@ public sealed class EmulatedTenant
         };
     }
 
+    /// <summary>Runs the tenant's transport rules over a message, as Exchange's transport does (the emulator's own engine).</summary>
+    public MailFlow.RuleRun RunTransportRules(MailFlow.MailItem mail)
+    {
+        ExoRecord[] rules;
+        HashSet<string> accepted;
+        lock (_lock)
+        {
+            rules = _rules.Select(r => r.Clone()).ToArray();
+            accepted = _acceptedDomains.Select(d => d.Name.ToLowerInvariant()).ToHashSet();
+        }
+        return MailFlow.TransportRuleEngine.Run(rules, accepted, mail);
+    }
+
     /// <summary>A snapshot of everything, for tests and the emulator's state endpoint.</summary>
     public JsonObject Snapshot()
     {
