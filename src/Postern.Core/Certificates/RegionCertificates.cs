@@ -8,7 +8,8 @@ namespace Postern.Core.Certificates;
 
 /// <summary>
 /// The TLS certificate of each region (subject *.{region}.{product domain}): offered on STARTTLS to
-/// Microsoft 365 and presented as client certificate when delivering back. A configured PFX is used
+/// Microsoft 365, and presented as client certificate for mail Postern delivers to the Internet (mail handed
+/// back to a tenant's Exchange Online carries the tenant's own, <see cref="TenantCertificates"/>). A configured PFX is used
 /// when given; otherwise a self-signed one is made once under the data directory.
 /// </summary>
 public sealed class RegionCertificates
