@@ -20,6 +20,7 @@ namespace Postern.Core.Certificates;
 public sealed class TenantCertificates(TenantCertificateStore store, string productDomain, ILogger<TenantCertificates>? logger = null)
 {
     private readonly ConcurrentDictionary<Guid, (string Thumbprint, X509Certificate2 Certificate)> _loaded = new();
+    private readonly Lock _making = new();
 
     /// <summary>The name the tenant's certificate carries (CN and DNS subject alternative name) and its connector expects.</summary>
     public static string NameFor(Tenant tenant, string productDomain) =>
@@ -32,7 +33,14 @@ public sealed class TenantCertificates(TenantCertificateStore store, string prod
     {
         if (_loaded.TryGetValue(tenant.Id, out var cached))
             return cached.Certificate;
-        var stored = Ensure(tenant);
+        // One at a time: two deliveries of a tenant without a certificate must not each make and store one.
+        StoredTenantCertificate stored;
+        lock (_making)
+        {
+            if (_loaded.TryGetValue(tenant.Id, out cached))
+                return cached.Certificate;
+            stored = Ensure(tenant);
+        }
         var certificate = X509CertificateLoader.LoadPkcs12(stored.Pfx, null, X509KeyStorageFlags.Exportable);
         return _loaded.GetOrAdd(tenant.Id, (stored.Thumbprint, certificate)).Certificate;
     }

@@ -26,6 +26,9 @@ namespace Postern.Core.Delivery;
 public sealed class SmtpDeliveryAgent : IAsyncDisposable
 {
     private readonly DeliveryOptions _options;
+
+    /// <summary>Delivery:BindAddresses, parsed once (validated at start).</summary>
+    private readonly IReadOnlyList<IPAddress> _bindAddresses;
     private readonly string _hostName;
     private readonly ILogger _logger;
     /// <summary>Per server; guarded by itself. A pool nobody uses and with no idle connection is dropped by the sweeper.</summary>
@@ -38,6 +41,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
     {
         _resolver = resolver;
         _options = options.Delivery;
+        _bindAddresses = options.Delivery.BindAddressList;
         _hostName = options.HostName;
         _logger = logger;
         _sweeper = new Timer(_ => SweepIdle(), null, TimeSpan.FromSeconds(5), TimeSpan.FromSeconds(5));
@@ -139,7 +143,7 @@ public sealed class SmtpDeliveryAgent : IAsyncDisposable
                 connect.CancelAfter(_options.ConnectTimeout);
                 try
                 {
-                    socket = await OpenSocketAsync(server, _resolver, _options.BindAddressList, connect.Token).ConfigureAwait(false);
+                    socket = await OpenSocketAsync(server, _resolver, _bindAddresses, connect.Token).ConfigureAwait(false);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {

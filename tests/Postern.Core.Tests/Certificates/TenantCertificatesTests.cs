@@ -43,6 +43,17 @@ public sealed class TenantCertificatesTests : IDisposable
     }
 
     [Fact]
+    public async Task Deliveries_that_need_a_tenants_first_certificate_at_once_make_one_and_all_present_it()
+    {
+        var certificates = Certificates();
+
+        var thumbprints = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => certificates.For(_contoso).Thumbprint)));
+
+        Assert.Single(thumbprints.Distinct());
+        Assert.Equal(thumbprints[0], new TenantCertificateStore(_database).Find(_contoso.Id)!.Thumbprint);
+    }
+
+    [Fact]
     public void Renewing_replaces_the_certificate_under_the_same_name()
     {
         var certificates = Certificates();
