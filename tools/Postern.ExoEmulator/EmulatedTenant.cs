@@ -151,6 +151,19 @@ public sealed class EmulatedTenant
         return MailFlow.TransportRuleEngine.Run(rules, accepted, mail);
     }
 
+    /// <summary>What the transport of this tenant reads: connectors, accepted domains and the IP allow list, copied.</summary>
+    internal MailFlow.TenantMailView MailView()
+    {
+        lock (_lock)
+        {
+            return new MailFlow.TenantMailView(this,
+                [.. _inbound.Select(r => r.Clone())],
+                [.. _outbound.Select(r => r.Clone())],
+                _acceptedDomains.Select(d => d.Name.ToLowerInvariant()).ToHashSet(),
+                [.. _ipAllowList]);
+        }
+    }
+
     /// <summary>A snapshot of everything, for tests and the emulator's state endpoint.</summary>
     public JsonObject Snapshot()
     {

@@ -44,6 +44,9 @@ public sealed class ExoEmulator
 
     public IReadOnlyCollection<EmulatedTenant> Tenants => _tenants.Values.ToArray();
 
+    /// <summary>The mail side, once <see cref="MailFlow.ExoTransport.StartAsync"/> has started it for this emulator.</summary>
+    public MailFlow.ExoTransport? Transport { get; internal set; }
+
     public IReadOnlyList<EmulatorRequest> Requests => _requests.ToArray();
 
     /// <summary>Times each InvokeCommand was answered with a throttling status.</summary>

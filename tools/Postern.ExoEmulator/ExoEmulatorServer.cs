@@ -179,6 +179,53 @@ public sealed class ExoEmulatorServer : IAsyncDisposable
             return emulator.FindTenant(tenant) is { } t ? Invoke(context, emulator, t, tenant, cmdlet, parameters, log) : Results.NotFound();
         });
 
+        // The mail side (when started): a mailbox user sends, and what the transport did.
+        app.MapPost("/_emulator/tenants/{tenant}/send", async (HttpContext context, string tenant) =>
+        {
+            if (emulator.Transport is not { } transport)
+                return Results.Problem("the emulator was started without its mail side (--smtp)", statusCode: 409);
+            if (emulator.FindTenant(tenant) is not { } t)
+                return Results.NotFound();
+            var body = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted).ConfigureAwait(false);
+            var from = body?["from"]?.GetValue<string>();
+            var to = (body?["to"] as JsonArray)?.Select(n => n!.GetValue<string>()).ToArray();
+            var message = body?["message"]?.GetValue<string>();
+            if (string.IsNullOrEmpty(from) || to is not { Length: > 0 } || string.IsNullOrEmpty(message))
+                return Results.Problem("from, to (a list) and message (the whole message, CRLF line ends) are required", statusCode: 400);
+            try
+            {
+                var id = transport.Submit(t, from, to, System.Text.Encoding.UTF8.GetBytes(message.ReplaceLineEndings("\r\n")));
+                return Results.Json(new JsonObject { ["id"] = id });
+            }
+            catch (ArgumentException ex)
+            {
+                return Results.Problem(ex.Message, statusCode: 400);
+            }
+        });
+
+        app.MapGet("/_emulator/mail", () => emulator.Transport is not { } transport
+            ? Results.Problem("the emulator was started without its mail side (--smtp)", statusCode: 409)
+            : Results.Json(new JsonObject
+            {
+                ["events"] = new JsonArray([.. transport.Log.Events.Select(e => (JsonNode)new JsonObject
+                {
+                    ["at"] = e.At.ToString("O", CultureInfo.InvariantCulture),
+                    ["id"] = e.MessageId,
+                    ["tenant"] = e.Tenant,
+                    ["what"] = e.What,
+                    ["detail"] = e.Detail,
+                })]),
+                ["connections"] = new JsonArray([.. transport.Log.Connections.Select(c => (JsonNode)new JsonObject
+                {
+                    ["at"] = c.At.ToString("O", CultureInfo.InvariantCulture),
+                    ["client"] = c.Client.ToString(),
+                    ["tls"] = c.Tls,
+                    ["certificate"] = c.CertificateSubject,
+                    ["names"] = new JsonArray([.. c.CertificateNames.Select(n => (JsonNode)JsonValue.Create(n))]),
+                })]),
+                ["arcKey"] = new JsonObject { ["name"] = transport.Arc.DnsName, ["txt"] = transport.Arc.DnsRecord },
+            }));
+
         app.MapPost("/_emulator/throttle", async (HttpContext context) =>
         {
             var body = await JsonNode.ParseAsync(context.Request.Body, cancellationToken: context.RequestAborted).ConfigureAwait(false);

@@ -10,6 +10,11 @@ const string Usage = """
     usage:
       Postern.ExoEmulator [--urls https://127.0.0.1:PORT] [--seed FILE.json] [--tls-certificate-out FILE.pem]
                           [--tls-certificate FILE.pfx] [--quiet]
+                          [--smtp IP:PORT --maildir DIR [--internet IP:PORT] [--smart-host NAME=IP:PORT]...
+                           [--trust-smart-host-certificate FILE.pem|FILE.pfx]... [--egress IP]
+                           [--retry-delays 60s,5m,…] [--max-age 24h]]
+      --smtp starts the mail side: one front door for every tenant (attribution, connectors, transport rules),
+      mailboxes and "Internet" as Maildirs under --maildir; --internet listens for "every other MX".
       Postern.ExoEmulator new-app-certificate FILE.pfx     (a certificate for an emulated Entra app:
                                                             FILE.pfx for postern, FILE.cer for the seed)
     """;
@@ -17,6 +22,11 @@ const string Usage = """
 var urls = "https://127.0.0.1:5443";
 string? seedPath = null, certificateOut = null, tlsPfx = null;
 var quiet = false;
+string? smtp = null, internet = null, maildir = null, egress = null;
+var smartHosts = new Dictionary<string, System.Net.IPEndPoint>(StringComparer.OrdinalIgnoreCase);
+var trusted = new List<X509Certificate2>();
+IReadOnlyList<TimeSpan>? retryDelays = null;
+TimeSpan? maxAge = null;
 try
 {
     if (args.Length >= 1 && args[0] == "new-app-certificate")
@@ -36,6 +46,24 @@ try
             case "--tls-certificate-out": certificateOut = Next(); break;
             case "--tls-certificate": tlsPfx = Next(); break;
             case "--quiet": quiet = true; break;
+            case "--smtp": smtp = Next(); break;
+            case "--internet": internet = Next(); break;
+            case "--maildir": maildir = Next(); break;
+            case "--egress": egress = Next(); break;
+            case "--smart-host":
+                var mapping = Next().Split('=', 2);
+                if (mapping.Length != 2 || !System.Net.IPEndPoint.TryParse(mapping[1], out var hostEndPoint) || hostEndPoint.Port == 0)
+                    throw new ArgumentException($"--smart-host '{string.Join('=', mapping)}' must be NAME=IP:PORT");
+                smartHosts[mapping[0]] = hostEndPoint;
+                break;
+            case "--trust-smart-host-certificate":
+                var file = Next();
+                trusted.Add(file.EndsWith(".pfx", StringComparison.OrdinalIgnoreCase)
+                    ? X509CertificateLoader.LoadPkcs12FromFile(file, null)
+                    : X509Certificate2.CreateFromPem(File.ReadAllText(file)));
+                break;
+            case "--retry-delays": retryDelays = Next().Split(',').Select(Duration).ToArray(); break;
+            case "--max-age": maxAge = Duration(Next()); break;
             case "-h" or "--help": Console.WriteLine(Usage); return 0;
             default: throw new ArgumentException($"unknown argument '{args[i]}'");
         }
@@ -54,6 +82,15 @@ try
     Console.WriteLine($"  TLS certificate: {certificateOut} (give it to postern m365 connect --trust-certificate)");
     foreach (var tenant in emulator.Tenants)
         Console.WriteLine($"  tenant {tenant.Organization} ({tenant.TenantId}), apps: {(tenant.Apps.Count == 0 ? "none" : string.Join(", ", tenant.Apps.Keys))}");
+    await using var transport = smtp is null ? null : await MailFlowFromArguments(emulator);
+    if (transport is not null)
+    {
+        Console.WriteLine($"  mail front door: {transport.FrontDoorEndPoint} (every tenant), Maildirs in {transport.Mailboxes.Root}");
+        if (transport.InternetEndPoint is { } internetEndPoint)
+            Console.WriteLine($"  Internet MX:     {internetEndPoint} (mail lands in {Path.Combine(transport.Mailboxes.Root, "Internet")})");
+        Console.WriteLine($"  ARC key:         {transport.Arc.DnsName} TXT \"{transport.Arc.DnsRecord}\"");
+        transport.Log.Recorded += e => log("mail " + e);
+    }
     Console.WriteLine("Ctrl-C stops it.");
     var stop = new TaskCompletionSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };
@@ -66,6 +103,34 @@ catch (Exception ex) when (ex is ArgumentException or InvalidDataException or IO
     Console.Error.WriteLine("error: " + ex.Message);
     Console.Error.WriteLine(Usage);
     return 1;
+}
+
+async Task<Postern.ExoEmulator.MailFlow.ExoTransport> MailFlowFromArguments(ExoEmulator emulator)
+{
+    if (maildir is null)
+        throw new ArgumentException("--smtp needs --maildir DIR");
+    static System.Net.IPEndPoint EndPoint(string value, string option) =>
+        System.Net.IPEndPoint.TryParse(value, out var endPoint) ? endPoint : throw new ArgumentException($"{option} '{value}' is not IP:PORT");
+    var options = new Postern.ExoEmulator.MailFlow.MailFlowOptions
+    {
+        FrontDoor = EndPoint(smtp!, "--smtp"),
+        Internet = internet is null ? null : EndPoint(internet, "--internet"),
+        MaildirRoot = Path.GetFullPath(maildir),
+        SmartHostAddresses = smartHosts,
+        TrustedCertificates = trusted,
+        RetryDelays = retryDelays ?? Postern.ExoEmulator.MailFlow.MailFlowOptions.DefaultRetryDelays,
+        MaxAge = maxAge ?? TimeSpan.FromHours(24),
+        EgressAddress = egress is null ? null : System.Net.IPAddress.TryParse(egress, out var address) ? address : throw new ArgumentException($"--egress '{egress}' is not an IP address"),
+    };
+    return await Postern.ExoEmulator.MailFlow.ExoTransport.StartAsync(emulator, options);
+}
+
+static TimeSpan Duration(string value)
+{
+    var number = value.TrimEnd('s', 'm', 'h');
+    if (!double.TryParse(number, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var n) || n <= 0 || number.Length == value.Length)
+        throw new ArgumentException($"'{value}' is not a duration such as 30s, 5m or 24h");
+    return value[^1] switch { 's' => TimeSpan.FromSeconds(n), 'm' => TimeSpan.FromMinutes(n), _ => TimeSpan.FromHours(n) };
 }
 
 static void NewAppCertificate(string path)
