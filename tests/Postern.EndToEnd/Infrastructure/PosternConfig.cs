@@ -57,6 +57,9 @@ public sealed class PosternConfig
     /// <summary>Loopback DNS servers (ADDRESS:PORT); empty keeps the setting out of the file.</summary>
     public IReadOnlyList<string> DnsServers { get; init; } = [];
 
+    /// <summary>More settings of section "Postern" (e.g. Regions), merged in as they are.</summary>
+    public JsonObject? Extra { get; init; }
+
     /// <summary>The listener most tests talk to.</summary>
     public PosternListener First => Listeners[0];
 
@@ -113,6 +116,8 @@ public sealed class PosternConfig
         var dns = DnsServers.Count > 0 ? DnsServers : ["127.0.0.1:1"];
         postern["Dns"] = new JsonObject { ["Servers"] = new JsonArray(dns.Select(s => (JsonNode)s).ToArray()) };
         postern["Scanning"] = new JsonObject { ["Authentication"] = DnsServers.Count > 0 };
+        foreach (var (name, value) in Extra ?? [])
+            postern[name] = value?.DeepClone();
         return new JsonObject { ["Postern"] = postern }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }
 }

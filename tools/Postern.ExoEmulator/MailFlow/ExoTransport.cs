@@ -53,6 +53,9 @@ public sealed class ExoTransport : IAsyncDisposable
 
     public MailFlowLog Log { get; } = new();
 
+    /// <summary>The options it runs with (TrustedCertificates may be added to once the smart hosts have their certificates).</summary>
+    public MailFlowOptions Options => _options;
+
     public Maildir Mailboxes { get; }
 
     public ExoArcSealer Arc { get; } = new();
