@@ -176,6 +176,43 @@ public sealed class EmulatorMailFlowTests : IAsyncLifetime
         Assert.Empty(_transport.Mailboxes.Messages("carol@contoso.test"));
     }
 
+    [Theory]
+    [InlineData("Ignore")]
+    [InlineData("Defer")]
+    public async Task A_rule_routing_to_a_disabled_connector_follows_its_RuleErrorAction(string action)
+    {
+        Contoso.Invoke("New-OutboundConnector", new JsonObject
+        {
+            ["Name"] = "To Postern",
+            ["ConnectorType"] = "Partner",
+            ["IsTransportRuleScoped"] = true,
+            ["UseMXRecord"] = false,
+            ["SmartHosts"] = new JsonArray("postern.example.net"),
+        });
+        Contoso.Invoke("New-TransportRule", new JsonObject
+        {
+            ["Name"] = "Redirect",
+            ["RouteMessageOutboundConnector"] = "To Postern",
+            ["SentToScope"] = "InOrganization",
+            ["RuleErrorAction"] = action,
+        });
+        Contoso.Invoke("Set-OutboundConnector", new JsonObject { ["Identity"] = "To Postern", ["Enabled"] = false });
+
+        _transport.Submit(Contoso, "alice@contoso.test", ["carol@contoso.test"], "From: alice@contoso.test\r\nSubject: Rule error\r\n\r\nHi\r\n"u8.ToArray());
+
+        if (action == "Ignore")
+        {
+            await WaitForFileAsync("carol@contoso.test");
+            Assert.Contains(_transport.Log.Events, e => e.What == "rule error" && e.Detail.Contains("'To Postern'"));
+            return;
+        }
+        // Defer: kept, the rules run again, and the message is returned when it expires; never delivered past the rule.
+        var ndr = File.ReadAllText(await WaitForFileAsync("alice@contoso.test"));
+        Assert.Contains("550 4.4.7 QUEUE.Expired", ndr);
+        Assert.True(_transport.Log.Events.Count(e => e.What == "deferred") >= 2, string.Join("\n", _transport.Log.Events));
+        Assert.Empty(_transport.Mailboxes.Messages("carol@contoso.test"));
+    }
+
     [Fact]
     public async Task More_than_1000_recipients_are_refused_from_the_1001st()
     {

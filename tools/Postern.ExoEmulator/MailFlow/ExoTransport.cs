@@ -20,6 +20,7 @@ public sealed class ExoTransport : IAsyncDisposable
     private readonly SmtpServer _frontDoor;
     private readonly SmtpServer? _internet;
     private readonly ConnectorDelivery _connectors;
+    private readonly CancellationTokenSource _stopping = new();
     private long _sequence;
 
     private ExoTransport(ExoEmulator emulator, MailFlowOptions options, X509Certificate2 certificate)
@@ -121,8 +122,10 @@ public sealed class ExoTransport : IAsyncDisposable
     }
 
     /// <summary>The tenant's transport: rules, then where each recipient's copy goes.</summary>
-    private void Process(TenantMailView tenant, string id, string from, IReadOnlyList<string> recipients, RawMail mail, IPAddress? client, bool organization)
+    private void Process(TenantMailView tenant, string id, string from, IReadOnlyList<string> recipients, RawMail mail, IPAddress? client, bool organization,
+        DateTimeOffset? firstDeferredAt = null)
     {
+        var original = mail.Copy();
         var item = new MailItem
         {
             MailFrom = from,
@@ -143,16 +146,21 @@ public sealed class ExoTransport : IAsyncDisposable
         if (run.Connector is { } connectorName)
         {
             var connector = tenant.OutboundConnector(connectorName);
-            if (connector is null || connector.Bool("Enabled") == false)
+            if (connector is not null && connector.Bool("Enabled") != false)
             {
-                var reply = $"550 5.4.316 the outbound connector '{connectorName}' a rule routes to does not exist or is disabled";
-                Log.Add(id, tenant.Name, "ndr", reply);
-                ReturnToSender(tenant, id, from, recipients, mail, reply);
+                Arc.Seal(mail, from);
+                _connectors.Enqueue(new ConnectorJob(tenant, connector, id, from, recipients, mail, run.RequireTls));
                 return;
             }
-            Arc.Seal(mail, from);
-            _connectors.Enqueue(new ConnectorJob(tenant, connector, id, from, recipients, mail, run.RequireTls));
-            return;
+            // The rule cannot be carried out. RuleErrorAction decides: Defer keeps the message and runs the rules
+            // again later; Ignore (the default) delivers it as if the rule had not routed it.
+            var error = $"the outbound connector '{connectorName}' a rule routes to does not exist or is disabled";
+            if (run.ErrorAction.Equals("Defer", StringComparison.OrdinalIgnoreCase))
+            {
+                Defer(tenant, id, from, recipients, original, client, organization, error, firstDeferredAt ?? DateTimeOffset.UtcNow);
+                return;
+            }
+            Log.Add(id, tenant.Name, "rule error", error + "; RuleErrorAction Ignore: delivered without it");
         }
         var external = new List<string>();
         foreach (var recipient in recipients)
@@ -196,6 +204,26 @@ public sealed class ExoTransport : IAsyncDisposable
                 Log.Add(id, tenant.Name, "internet", $"sent to the Internet for {string.Join(", ", group)}");
             }
         }
+    }
+
+    /// <summary>A message a rule could not be carried out for, kept and run through the (current) rules again later.</summary>
+    private void Defer(TenantMailView tenant, string id, string from, IReadOnlyList<string> recipients, RawMail mail, IPAddress? client,
+        bool organization, string error, DateTimeOffset since)
+    {
+        var delay = _options.RetryDelays[0];
+        if (DateTimeOffset.UtcNow + delay - since > _options.MaxAge)
+        {
+            var expired = $"550 4.4.7 QUEUE.Expired; message expired (last error: {error})";
+            Log.Add(id, tenant.Name, "ndr", expired);
+            ReturnToSender(tenant, id, from, recipients, mail, expired);
+            return;
+        }
+        Log.Add(id, tenant.Name, "deferred", $"{error}; RuleErrorAction Defer: the rules run again in {delay.TotalSeconds:0.#} s");
+        _ = Task.Delay(delay, _stopping.Token).ContinueWith(t =>
+        {
+            if (!t.IsCanceled)
+                Process(tenant.Tenant.MailView(), id, from, recipients, mail.Copy(), client, organization, since);
+        }, TaskScheduler.Default);
     }
 
     /// <summary>Mail to another domain: a connector for it that is not rule-scoped, another emulated tenant, or the Internet.</summary>
@@ -287,6 +315,7 @@ public sealed class ExoTransport : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync();
         await _frontDoor.DisposeAsync();
         if (_internet is not null)
             await _internet.DisposeAsync();

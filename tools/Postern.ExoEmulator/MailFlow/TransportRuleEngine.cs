@@ -22,8 +22,11 @@ public sealed class MailItem
     public bool Authenticated { get; init; }
 }
 
-/// <summary>What the tenant's rules did to a message: the rules applied in order, and the connector they routed it to.</summary>
-public sealed record RuleRun(IReadOnlyList<string> Applied, string? Connector, bool RequireTls);
+/// <summary>
+/// What the tenant's rules did to a message: the rules applied in order, the connector they routed it to, and the
+/// RuleErrorAction of the rule that routed it (Ignore, Exchange's default, or Defer).
+/// </summary>
+public sealed record RuleRun(IReadOnlyList<string> Applied, string? Connector, bool RequireTls, string ErrorAction = "Ignore");
 
 /// <summary>
 /// The emulator's transport rules engine, written from Microsoft's documentation independently of Postern's own
@@ -39,6 +42,7 @@ public static class TransportRuleEngine
         var applied = new List<string>();
         string? connector = null;
         var tls = false;
+        var errorAction = "Ignore";
         foreach (var rule in rules)
         {
             if (!"Enabled".Equals(rule.Text("State"), StringComparison.OrdinalIgnoreCase))
@@ -59,13 +63,16 @@ public static class TransportRuleEngine
             if (rule.Props["SetSCL"] is { } scl)
                 mail.Scl = scl.GetValue<int>();
             if (rule.Text("RouteMessageOutboundConnector") is { Length: > 0 } target)
+            {
                 connector = target;
+                errorAction = rule.Text("RuleErrorAction") ?? "Ignore";
+            }
             if (rule.Bool("RouteMessageOutboundRequireTls") == true)
                 tls = true;
             if (rule.Bool("StopRuleProcessing") == true)
                 break;
         }
-        return new RuleRun(applied, connector, tls);
+        return new RuleRun(applied, connector, tls, errorAction);
     }
 
     private static bool AllConditions(ExoRecord rule, MailItem mail, IReadOnlySet<string> accepted) =>
