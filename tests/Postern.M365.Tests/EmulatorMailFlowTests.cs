@@ -226,6 +226,28 @@ public sealed class EmulatorMailFlowTests : IAsyncLifetime
         Assert.Equal(452, (int)refused.StatusCode);
     }
 
+    [Fact]
+    public async Task Its_DNS_answers_the_tenants_MX_the_front_door_and_the_ARC_key_and_NXDOMAIN_for_the_rest()
+    {
+        await using var dns = EmulatorDns.Start(_transport, new IPEndPoint(IPAddress.Loopback, 0),
+            new Dictionary<string, string> { ["postern1._domainkey.arc.postern.example"] = "v=DKIM1; k=rsa; p=AAAA" });
+        var client = new DnsClient.LookupClient(new DnsClient.LookupClientOptions(dns.EndPoint) { UseCache = false, Retries = 0, Timeout = TimeSpan.FromSeconds(2) });
+
+        var mx = await client.QueryAsync("contoso.test", DnsClient.QueryType.MX);
+        Assert.Equal("contoso-test.mail.protection.outlook.com.", Assert.Single(mx.Answers.MxRecords()).Exchange.Value);
+        var a = await client.QueryAsync("contoso-test.mail.protection.outlook.com", DnsClient.QueryType.A);
+        Assert.Equal(_transport.FrontDoorEndPoint.Address, Assert.Single(a.Answers.ARecords()).Address);
+        var arc = await client.QueryAsync(_transport.Arc.DnsName, DnsClient.QueryType.TXT);
+        Assert.Equal(_transport.Arc.DnsRecord, string.Concat(Assert.Single(arc.Answers.TxtRecords()).Text));
+        var given = await client.QueryAsync("postern1._domainkey.arc.postern.example", DnsClient.QueryType.TXT);
+        Assert.Equal("v=DKIM1; k=rsa; p=AAAA", string.Concat(Assert.Single(given.Answers.TxtRecords()).Text));
+        var none = await client.QueryAsync("example.org", DnsClient.QueryType.TXT);
+        Assert.Equal(DnsClient.DnsHeaderResponseCode.NotExistentDomain, none.Header.ResponseCode);
+        var noData = await client.QueryAsync("contoso.test", DnsClient.QueryType.TXT);
+        Assert.Equal(DnsClient.DnsHeaderResponseCode.NoError, noData.Header.ResponseCode);
+        Assert.Empty(noData.Answers);
+    }
+
     private async Task SendAsync(X509Certificate2? certificate, string from, string to, string subject)
     {
         using var client = await ConnectAsync(certificate);

@@ -12,9 +12,10 @@ const string Usage = """
                           [--tls-certificate FILE.pfx] [--quiet]
                           [--smtp IP:PORT --maildir DIR [--internet IP:PORT] [--smart-host NAME=IP:PORT]...
                            [--trust-smart-host-certificate FILE.pem|FILE.pfx]... [--egress IP]
-                           [--retry-delays 60s,5m,…] [--max-age 24h]]
+                           [--retry-delays 60s,5m,…] [--max-age 24h] [--dns IP:PORT [--dns-txt NAME=TEXT]...]]
       --smtp starts the mail side: one front door for every tenant (attribution, connectors, transport rules),
-      mailboxes and "Internet" as Maildirs under --maildir; --internet listens for "every other MX".
+      mailboxes and "Internet" as Maildirs under --maildir; --internet listens for "every other MX";
+      --dns answers (UDP) the tenants' MX, *.mail.protection.outlook.com and the ARC key, NXDOMAIN for the rest.
       Postern.ExoEmulator new-app-certificate FILE.pfx     (a certificate for an emulated Entra app:
                                                             FILE.pfx for postern, FILE.cer for the seed)
     """;
@@ -22,9 +23,10 @@ const string Usage = """
 var urls = "https://127.0.0.1:5443";
 string? seedPath = null, certificateOut = null, tlsPfx = null;
 var quiet = false;
-string? smtp = null, internet = null, maildir = null, egress = null;
+string? smtp = null, internet = null, maildir = null, egress = null, dns = null;
 var smartHosts = new Dictionary<string, System.Net.IPEndPoint>(StringComparer.OrdinalIgnoreCase);
 var trusted = new List<X509Certificate2>();
+var dnsTxt = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
 IReadOnlyList<TimeSpan>? retryDelays = null;
 TimeSpan? maxAge = null;
 try
@@ -50,6 +52,13 @@ try
             case "--internet": internet = Next(); break;
             case "--maildir": maildir = Next(); break;
             case "--egress": egress = Next(); break;
+            case "--dns": dns = Next(); break;
+            case "--dns-txt":
+                var record = Next().Split('=', 2);
+                if (record.Length != 2 || record[0].Length == 0)
+                    throw new ArgumentException($"--dns-txt '{string.Join('=', record)}' must be NAME=TEXT");
+                dnsTxt[record[0]] = record[1];
+                break;
             case "--smart-host":
                 var mapping = Next().Split('=', 2);
                 if (mapping.Length != 2 || !System.Net.IPEndPoint.TryParse(mapping[1], out var hostEndPoint) || hostEndPoint.Port == 0)
@@ -91,6 +100,10 @@ try
         Console.WriteLine($"  ARC key:         {transport.Arc.DnsName} TXT \"{transport.Arc.DnsRecord}\"");
         transport.Log.Recorded += e => log("mail " + e);
     }
+    await using var dnsServer = transport is null || dns is null ? null
+        : Postern.ExoEmulator.MailFlow.EmulatorDns.Start(transport, System.Net.IPEndPoint.TryParse(dns, out var dnsEndPoint) ? dnsEndPoint : throw new ArgumentException($"--dns '{dns}' is not IP:PORT"), dnsTxt);
+    if (dnsServer is not null)
+        Console.WriteLine($"  DNS:             {dnsServer.EndPoint} (UDP; tenants' MX, the front door, the ARC key)");
     Console.WriteLine("Ctrl-C stops it.");
     var stop = new TaskCompletionSource();
     Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.TrySetResult(); };

@@ -52,7 +52,7 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
         var posternPort = FreePort();
         var mailPort = FreePort();
         var emulatorPort = FreePort();
-        await File.WriteAllTextAsync(ConfigPath, Configuration(posternPort, engines), cancellationToken);
+        await File.WriteAllTextAsync(ConfigPath, Configuration(posternPort, mailPort, engines), cancellationToken);
 
         var keys = new Dictionary<string, string>();
         await Step("Creating the tenants contoso (contoso.com) and fabrikam (fabrikam.com)", async () =>
@@ -91,7 +91,9 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
                 "--smart-host", $"m365-array-1.eu.postern.example=127.0.0.1:{posternPort}",
                 "--smart-host", $"m365-array-2.eu.postern.example=127.0.0.1:{posternPort}",
                 "--trust-smart-host-certificate", Path.Combine(Data, "certs", "eu.pfx"),
-                "--egress", ExchangeEgress, "--retry-delays", "2s,5s,10s", "--max-age", "5m",
+                "--egress", ExchangeEgress, "--retry-delays", "2s,5s,10s", "--max-age", "5m", "--dns", $"{FrontDoor}:{mailPort}",
+                // Postern's ARC key, published as the operator publishes it, so a seal Postern made verifies on the next hop.
+                "--dns-txt", $"postern1._domainkey.arc.postern.example={ArcKeyRecord()}",
             ];
             var child = Start(emulatorPath, args, "emulator.log");
             await WaitForPortAsync(child, IPAddress.Parse(FrontDoor), mailPort, "the emulator's front door", cancellationToken);
@@ -156,7 +158,10 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
     private async Task<T> Step<T>(string what, Func<Task<T>> body, Func<T, string> done)
     {
         output.WriteLine($"[{_clock.Elapsed.TotalSeconds,5:0.0}s] {what} …");
-        var result = await body();
+        // On a terminal a spinner shows the step is alive; redirected output (logs, tests) gets the lines alone.
+        var result = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected
+            ? await Spectre.Console.AnsiConsole.Status().StartAsync(what, _ => body())
+            : await body();
         output.WriteLine($"         ✓ {done(result)}");
         return result;
     }
@@ -173,9 +178,9 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
         return stdout.ToString();
     }
 
-    private string Configuration(int posternPort, EngineProbe engines)
+    private string Configuration(int posternPort, int mailPort, EngineProbe engines)
     {
-        var scanning = new JsonObject { ["Authentication"] = false };
+        var scanning = new JsonObject { ["Authentication"] = true };
         if (engines.Clamd is { } clamd)
             scanning["ClamAv"] = new JsonObject { ["Enabled"] = true, ["Endpoint"] = clamd };
         if (engines.Rspamd is { } rspamd)
@@ -194,11 +199,20 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
                 ["RetryDelays"] = new JsonArray("00:00:02", "00:00:05", "00:00:10"),
             },
             ["Regions"] = new JsonObject { ["eu"] = new JsonObject { ["EgressIPs"] = new JsonArray(PosternEgress) } },
-            // No DNS in the demo (everything is on loopback), so SPF, DKIM and DMARC checks are off.
-            ["Dns"] = new JsonObject { ["Servers"] = new JsonArray("127.0.0.1:1") },
+            // The emulator's DNS (UDP, same port number as its front door): Microsoft's ARC key, the tenants' MX, and
+            // NXDOMAIN for every other name, so SPF, DKIM, DMARC and ARC are checked without leaving loopback.
+            ["Dns"] = new JsonObject { ["Servers"] = new JsonArray($"{FrontDoor}:{mailPort}") },
             ["Scanning"] = scanning,
         };
         return new JsonObject { ["Postern"] = postern }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
+    }
+
+    /// <summary>The TXT record of the ARC key postern serve made on its first start (DATA/keys/arc-postern1.pem).</summary>
+    private string ArcKeyRecord()
+    {
+        using var key = RSA.Create();
+        key.ImportFromPem(File.ReadAllText(Path.Combine(Data, "keys", "arc-postern1.pem")));
+        return "v=DKIM1; k=rsa; p=" + Convert.ToBase64String(key.ExportSubjectPublicKeyInfo());
     }
 
     private void WriteSeed()
