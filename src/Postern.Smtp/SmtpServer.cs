@@ -291,6 +291,7 @@ public sealed class SmtpServer : IAsyncDisposable
             client.Dispose();
             return;
         }
+        SmtpMetrics.SessionStarted(listener.Options.Name);
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var task = RunSessionAsync(session, address, started.Task);
         _sessions[session] = task;

@@ -32,6 +32,15 @@ public sealed class ServeDefaultsTests(ITestOutputHelper output) : EndToEndTest(
         using var generated = X509CertificateLoader.LoadPkcs12FromFile(Path.Combine(data, "certs", "us.pfx"), null);
         Assert.Equal(generated.Thumbprint, client.RemoteCertificate?.GetCertHashString());
 
+        // The HTTP endpoint's default: loopback 8080, with the health and metrics endpoints.
+        using (var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) })
+        {
+            await Poll.UntilAsync(() => FreePort.Accepts(8080), TimeSpan.FromSeconds(20), "HTTP on 127.0.0.1:8080");
+            var live = await http.GetAsync("http://127.0.0.1:8080/healthz/live");
+            Assert.Equal(System.Net.HttpStatusCode.OK, live.StatusCode);
+            Assert.Contains("postern_build_info", await http.GetStringAsync("http://127.0.0.1:8080/metrics"));
+        }
+
         // A command run from the same directory without --data-dir finds the same data.
         var tenants = (await Postern.RunCliVerbatimAsync(work, "tenant", "add", "contoso", "--tenant-id", Guid.NewGuid().ToString(), "--region", "us")).EnsureSuccess();
         Assert.Contains("contoso", tenants.StdOut);

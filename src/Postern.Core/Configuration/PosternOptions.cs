@@ -42,6 +42,15 @@ public sealed class PosternOptions
 
     public ScanningOptions Scanning { get; set; } = new();
 
+    public HttpOptions Http { get; set; } = new();
+
+    public MetricsOptions Metrics { get; set; } = new();
+
+    public HealthOptions Health { get; set; } = new();
+
+    /// <summary>Console log format: text (one line per entry) or json (for log shippers).</summary>
+    public string LogFormat { get; set; } = "text";
+
     /// <summary>Least severe log level written.</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; set; } = Microsoft.Extensions.Logging.LogLevel.Information;
 
@@ -118,7 +127,51 @@ public sealed class PosternOptions
             yield return $"Postern:Signing:DkimDelegationZone '{Signing.DkimDelegationZone}' is not a domain name";
         foreach (var problem in Scanning.Validate())
             yield return problem;
+        if (!IPEndPoint.TryParse(Http.EndPoint, out var http) || http.Port == 0)
+            yield return $"Postern:Http:EndPoint '{Http.EndPoint}' is not ADDRESS:PORT";
+        if (Http.CertificatePath.Length > 0 && !File.Exists(Http.CertificatePath))
+            yield return $"Postern:Http:CertificatePath '{Http.CertificatePath}' does not exist";
+        if (Metrics.OtlpEndpoint.Length > 0 && !Uri.TryCreate(Metrics.OtlpEndpoint, UriKind.Absolute, out _))
+            yield return $"Postern:Metrics:OtlpEndpoint '{Metrics.OtlpEndpoint}' is not an absolute URL";
+        if (Health.MinFreeSpoolBytes < 0)
+            yield return $"Postern:Health:MinFreeSpoolBytes '{Health.MinFreeSpoolBytes}' must not be negative";
+        if (Health.MaxQueueAge <= TimeSpan.Zero)
+            yield return $"Postern:Health:MaxQueueAge '{Health.MaxQueueAge}' must be positive";
+        if (LogFormat is not ("text" or "json"))
+            yield return $"Postern:LogFormat '{LogFormat}' is not text or json";
     }
+}
+
+/// <summary>The node's HTTP endpoint (Kestrel): /metrics and /healthz now, the portal and REST API later.</summary>
+public sealed class HttpOptions
+{
+    /// <summary>ADDRESS:PORT; loopback by default, so nothing is exposed until the operator says so.</summary>
+    public string EndPoint { get; set; } = "127.0.0.1:8080";
+
+    /// <summary>A PFX for HTTPS; empty serves plain HTTP.</summary>
+    public string CertificatePath { get; set; } = "";
+
+    public string? CertificatePassword { get; set; }
+}
+
+/// <summary>What /metrics labels by.</summary>
+public sealed class MetricsOptions
+{
+    /// <summary>Label message counters with the tenant's name; off for deployments with very many tenants.</summary>
+    public bool TenantLabel { get; set; } = true;
+
+    /// <summary>An OTLP endpoint (http://collector:4317) to export traces and metrics to as well; empty: none.</summary>
+    public string OtlpEndpoint { get; set; } = "";
+}
+
+/// <summary>When /healthz/ready says the node should not take mail.</summary>
+public sealed class HealthOptions
+{
+    /// <summary>Free space the spool's file system must keep.</summary>
+    public long MinFreeSpoolBytes { get; set; } = 512L * 1024 * 1024;
+
+    /// <summary>The oldest queued or deferred message may be this old before the node reports itself not ready.</summary>
+    public TimeSpan MaxQueueAge { get; set; } = TimeSpan.FromHours(1);
 }
 
 public sealed class ListenerOptions

@@ -412,7 +412,10 @@ public sealed class DeliveryScheduler : IAsyncDisposable
             ExtraHeaders = route.ToTenant ? [new(_options.HeaderPrefix + "Loop", tenant.LoopToken)] : [],
             Prepare = _signer is null ? null : (message, ct) => _signer.PrepareAsync(message, envelope, route.ToTenant, ct),
         };
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
         var report = await _agent.DeliverAsync(request, cancellationToken).ConfigureAwait(false);
+        Telemetry.PosternMetrics.AttemptTook(System.Diagnostics.Stopwatch.GetElapsedTime(started),
+            report.Servers.Count > 0 ? Outcome(report.Servers[^1].Outcome) : "unreachable");
         foreach (var server in report.Servers)
             _trace.Write(new DeliveryAttempted(envelope.QueueId, DateTimeOffset.UtcNow, server.Server, server.Recipients, Outcome(server.Outcome), server.Reply));
         var unreachable = report.Unreachable ? report.Servers.Count > 0 ? report.Servers[^1].Reply : "no server could be reached" : null;

@@ -47,6 +47,17 @@ public sealed class QuarantineStore
         _directory = Path.Combine(dataDirectory, "quarantine");
     }
 
+    /// <summary>Messages held now, and their bytes (for metrics).</summary>
+    public (long Count, long Bytes) HeldSize()
+    {
+        using var connection = _database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT COUNT(*), COALESCE(SUM(size), 0) FROM quarantine WHERE state = '{QuarantineStates.Held}'";
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
     /// <summary>
     /// Stores the message (<paramref name="head"/> then <paramref name="content"/> from <paramref name="contentOffset"/>)
     /// durably and indexes it. Holding the same queue id again returns the entry already indexed (a dispatch redone

@@ -72,9 +72,12 @@ public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpa
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(engineTimeout);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        IReadOnlyList<Finding>? findings = null;
         try
         {
-            return await engine.ScanAsync(context, timeout.Token).ConfigureAwait(false);
+            findings = await engine.ScanAsync(context, timeout.Token).ConfigureAwait(false);
+            return findings;
         }
         catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
         {
@@ -84,6 +87,12 @@ public sealed class ScanningPipeline(IReadOnlyList<IScanEngine> engines, TimeSpa
         {
             logger.LogWarning(ex, "{QueueId}: engine {Engine} failed", context.Envelope.QueueId, engine.Name);
             return [new Finding(engine.Name, FindingKinds.EngineUnavailable, $"{engine.Name} failed: {ex.GetType().Name}")];
+        }
+        finally
+        {
+            if (!cancellationToken.IsCancellationRequested)
+                Telemetry.PosternMetrics.Scanned(engine.Name, System.Diagnostics.Stopwatch.GetElapsedTime(started),
+                    findings is null || findings.Any(f => f.Kind == FindingKinds.EngineUnavailable));
         }
     }
 }

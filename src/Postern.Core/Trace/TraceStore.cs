@@ -10,9 +10,33 @@ public sealed record TraceRecord(
 
 public sealed record TraceAttempt(string At, string Server, IReadOnlyList<string> Recipients, string Outcome, string Reply);
 
+/// <summary>How many messages wait in one queue state, and since when the oldest of them.</summary>
+public sealed record QueueState(string State, long Count, DateTimeOffset? OldestReceivedAt);
+
 /// <summary>Queries over the trace: the queue view and message history.</summary>
 public sealed class TraceStore(PosternDatabase database)
 {
+    /// <summary>Messages queued and deferred, with the oldest of each (for metrics and health).</summary>
+    public IReadOnlyList<QueueState> QueueSummary()
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = $"SELECT state, COUNT(*), MIN(received_at) FROM trace_messages WHERE state IN ('{MessageStates.Queued}', '{MessageStates.Deferred}') GROUP BY state";
+        var states = new Dictionary<string, QueueState>
+        {
+            [MessageStates.Queued] = new(MessageStates.Queued, 0, null),
+            [MessageStates.Deferred] = new(MessageStates.Deferred, 0, null),
+        };
+        using var reader = command.ExecuteReader();
+        while (reader.Read())
+        {
+            DateTimeOffset? oldest = reader.IsDBNull(2) || !DateTimeOffset.TryParse(reader.GetString(2), System.Globalization.CultureInfo.InvariantCulture,
+                System.Globalization.DateTimeStyles.AssumeUniversal, out var at) ? null : at;
+            states[reader.GetString(0)] = new QueueState(reader.GetString(0), reader.GetInt64(1), oldest);
+        }
+        return [.. states.Values];
+    }
+
     public IReadOnlyList<TraceRecord> List(Guid? tenantId = null, bool queuedOnly = false, int limit = 1000)
     {
         using var connection = database.Open();

@@ -23,7 +23,11 @@ public sealed class TraceWriter : IAsyncDisposable
         _loop = Task.Run(WriteLoopAsync);
     }
 
-    public void Write(TraceEvent traceEvent) => _events.Writer.TryWrite(traceEvent);
+    public void Write(TraceEvent traceEvent)
+    {
+        Telemetry.PosternMetrics.Observe(traceEvent);
+        _events.Writer.TryWrite(traceEvent);
+    }
 
     /// <summary>Completes when everything written so far is stored (for tests and shutdown).</summary>
     public async Task FlushAsync()

@@ -57,6 +57,7 @@ internal sealed partial class SmtpSession
         catch (Exception ex) when (ex is AuthenticationException or IOException or Win32Exception || (ex is OperationCanceledException && _ioCts.IsCancellationRequested))
         {
             Log.TlsHandshakeFailed(_logger, Info.SessionId, Info.RemoteEndPoint, ex.Message);
+            SmtpMetrics.TlsHandshakeFailed(Info.Listener.Name);
             return "TLS handshake failed";
         }
         DisarmTimeout();

@@ -52,7 +52,8 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
         var posternPort = FreePort();
         var mailPort = FreePort();
         var emulatorPort = FreePort();
-        await File.WriteAllTextAsync(ConfigPath, Configuration(posternPort, mailPort, engines), cancellationToken);
+        var httpPort = FreePort();
+        await File.WriteAllTextAsync(ConfigPath, Configuration(posternPort, mailPort, httpPort, engines), cancellationToken);
 
         var keys = new Dictionary<string, string>();
         await Step("Creating the tenants contoso (contoso.com) and fabrikam (fabrikam.com)", async () =>
@@ -77,7 +78,7 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
             var child = Start(self, ["serve", "--data-dir", Data, "--config", ConfigPath], "postern.log");
             await WaitForPortAsync(child, IPAddress.Loopback, posternPort, "postern serve", cancellationToken);
             return child;
-        }, c => $"smart host 127.0.0.1:{posternPort}, log {c.LogPath}");
+        }, c => $"smart host 127.0.0.1:{posternPort}, metrics http://127.0.0.1:{httpPort}/metrics, log {c.LogPath}");
 
         var emulatorCertificate = Path.Combine(settings.Directory, "emulator.pem");
         await Step("Starting the Exchange Online emulator", async () =>
@@ -178,7 +179,7 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
         return stdout.ToString();
     }
 
-    private string Configuration(int posternPort, int mailPort, EngineProbe engines)
+    private string Configuration(int posternPort, int mailPort, int httpPort, EngineProbe engines)
     {
         var scanning = new JsonObject { ["Authentication"] = true };
         if (engines.Clamd is { } clamd)
@@ -203,6 +204,7 @@ internal sealed class DemoRun(DemoSettings settings, TextWriter output) : IAsync
             // NXDOMAIN for every other name, so SPF, DKIM, DMARC and ARC are checked without leaving loopback.
             ["Dns"] = new JsonObject { ["Servers"] = new JsonArray($"{FrontDoor}:{mailPort}") },
             ["Scanning"] = scanning,
+            ["Http"] = new JsonObject { ["EndPoint"] = $"127.0.0.1:{httpPort}" },
         };
         return new JsonObject { ["Postern"] = postern }.ToJsonString(new JsonSerializerOptions { WriteIndented = true });
     }

@@ -40,12 +40,26 @@ public sealed class PosternNode : IAsyncDisposable
 
     public IReadOnlyList<IPEndPoint> EndPoints => _server?.BoundEndPoints ?? [];
 
+    /// <summary>Every configured listener is bound and accepting.</summary>
+    public bool Listening => _server is not null && _server.BoundEndPoints.Count == _options.Listeners.Count;
+
+    public int ActiveSessions => _server?.ActiveSessions ?? 0;
+
+    public PosternDatabase? Database => _database;
+
+    public string SpoolDirectory => Path.Combine(_options.DataDir, "spool");
+
+    /// <summary>The enabled network engines (clamd, Rspamd) and how to ask each whether it answers.</summary>
+    public IReadOnlyList<(string Engine, Func<CancellationToken, Task> Ping)> EngineProbes { get; private set; } = [];
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         _database = new PosternDatabase(_options.DataDir);
         var store = new TenantStore(_database);
         var routing = new RoutingTableSource(store, _loggerFactory.CreateLogger<RoutingTableSource>());
         routing.Load();
+        Core.Telemetry.PosternMetrics.TenantLabel = _options.Metrics.TenantLabel;
+        Core.Telemetry.PosternMetrics.TenantName = id => routing.Current.FindTenant(id)?.Name;
         var certificates = new RegionCertificates(_options, _loggerFactory.CreateLogger<RegionCertificates>());
         _trace = new TraceWriter(_database, _loggerFactory.CreateLogger<TraceWriter>());
         _spool = new MessageSpool(Path.Combine(_options.DataDir, "spool"), _loggerFactory.CreateLogger<MessageSpool>());
@@ -121,10 +135,20 @@ public sealed class PosternNode : IAsyncDisposable
         if (!scanning.Enabled)
             return new PassThroughScanner();
         var engines = new List<IScanEngine>();
+        var probes = new List<(string, Func<CancellationToken, Task>)>();
         if (scanning.ClamAv.Enabled)
-            engines.Add(new Core.Scanning.Engines.ClamAvEngine(scanning.ClamAv, _loggerFactory.CreateLogger<Core.Scanning.Engines.ClamAvEngine>()));
+        {
+            var clamav = new Core.Scanning.Engines.ClamAvEngine(scanning.ClamAv, _loggerFactory.CreateLogger<Core.Scanning.Engines.ClamAvEngine>());
+            engines.Add(clamav);
+            probes.Add((clamav.Name, ct => clamav.Client.PingAsync(ct)));
+        }
         if (scanning.Rspamd.Enabled)
-            engines.Add(new Core.Scanning.Engines.RspamdEngine(scanning.Rspamd, _loggerFactory.CreateLogger<Core.Scanning.Engines.RspamdEngine>()));
+        {
+            var rspamd = new Core.Scanning.Engines.RspamdEngine(scanning.Rspamd, _loggerFactory.CreateLogger<Core.Scanning.Engines.RspamdEngine>());
+            engines.Add(rspamd);
+            probes.Add((rspamd.Name, ct => rspamd.Client.PingAsync(ct)));
+        }
+        EngineProbes = probes;
         if (scanning.Authentication)
             engines.Add(new AuthenticationEngine(new Core.Authentication.AuthenticationChecker(dns), authservId));
         if (scanning.Attachments.Enabled)

@@ -57,6 +57,12 @@ public sealed class PosternConfig
     /// <summary>Loopback DNS servers (ADDRESS:PORT); empty keeps the setting out of the file.</summary>
     public IReadOnlyList<string> DnsServers { get; init; } = [];
 
+    /// <summary>Postern:Http:EndPoint's port (/metrics, /healthz): a free one, so servers of parallel tests never share 8080.</summary>
+    public int HttpPort { get; init; } = FreePort.Next();
+
+    /// <summary>http://127.0.0.1:PORT/ of the node's HTTP endpoint.</summary>
+    public Uri HttpBase => new($"http://127.0.0.1:{HttpPort}/");
+
     /// <summary>More settings of section "Postern" (e.g. Regions), merged in as they are.</summary>
     public JsonObject? Extra { get; init; }
 
@@ -110,6 +116,7 @@ public sealed class PosternConfig
                 ["AllowedClientNetworks"] = new JsonArray(l.AllowedClientNetworks.Select(n => (JsonNode)n).ToArray()),
             }).ToArray()),
             ["Delivery"] = delivery,
+            ["Http"] = new JsonObject { ["EndPoint"] = $"127.0.0.1:{HttpPort}" },
         };
         // DNS never leaves loopback in tests: without a test DNS server, a closed loopback port stands in
         // for the system resolver, and Postern's own SPF/DKIM/DMARC checks (which need DNS) are off.

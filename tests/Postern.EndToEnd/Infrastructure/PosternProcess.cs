@@ -70,7 +70,8 @@ public sealed class PosternProcess : IAsyncDisposable
 
         var process = Launch(["serve", "--data-dir", DataDirectory, "--smtp", config.First.EndPoint, "--config", ConfigPath], workingDirectory: null);
         var deadline = DateTime.UtcNow + StartTimeout;
-        foreach (var listener in config.Listeners)
+        // Kestrel (/metrics, /healthz) starts after the node: waiting for it waits for the whole host.
+        foreach (var listener in config.Listeners.Append(new PosternListener("http", config.HttpPort)))
         {
             await Poll.UntilAsync(
                 () => process.HasExited || FreePort.Accepts(listener.Port),
