@@ -7,7 +7,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 # Debian packages the tests drive as real peers. Later issues append here (clamav-daemon, rspamd, postgresql, chromium).
-PACKAGES="postfix swaks libnet-ssleay-perl python3 python3-dnslib python3-dkim python3-authres clamav-daemon rspamd prometheus"
+PACKAGES="postfix swaks libnet-ssleay-perl python3 python3-dnslib python3-dkim python3-authres clamav-daemon rspamd prometheus systemd"
 
 run_dir="$repo/.test-run"
 results_dir="$run_dir/results"

@@ -15,6 +15,13 @@ public static class SmtpMetrics
     private static readonly Counter<long> TlsFailures = Meter.CreateCounter<long>("postern.smtp.tls_handshake_failures",
         description: "STARTTLS handshakes that failed, by listener.");
 
+    /// <summary>The listener's series exist from its start, at zero.</summary>
+    internal static void ListenerStarted(string listener)
+    {
+        Sessions.Add(0, new KeyValuePair<string, object?>("listener", listener));
+        TlsFailures.Add(0, new KeyValuePair<string, object?>("listener", listener));
+    }
+
     internal static void SessionStarted(string listener) => Sessions.Add(1, new KeyValuePair<string, object?>("listener", listener));
 
     internal static void TlsHandshakeFailed(string listener) => TlsFailures.Add(1, new KeyValuePair<string, object?>("listener", listener));

@@ -104,6 +104,7 @@ public sealed class SmtpServer : IAsyncDisposable
                     }
                     socket.Listen(ListenBacklog);
                     bound.Add((IPEndPoint)socket.LocalEndPoint!);
+                    SmtpMetrics.ListenerStarted(listener.Options.Name);
                 }
             }
             catch

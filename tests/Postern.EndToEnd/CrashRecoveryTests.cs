@@ -1,10 +1,14 @@
+using System.Diagnostics;
 using System.Text;
 using Postern.EndToEnd.Infrastructure;
 using Xunit.Abstractions;
 
 namespace Postern.EndToEnd;
 
-/// <summary>A message Postern acknowledged is on disk: kill -9 in the middle of a load loses none of them.</summary>
+/// <summary>
+/// A message Postern acknowledged is on disk: kill -9, SIGTERM (a graceful stop) or two SIGTERMs (stop at once) in the
+/// middle of a load lose none of them.
+/// </summary>
 public sealed class CrashRecoveryTests(ITestOutputHelper output) : EndToEndTest(output)
 {
     // POSTERN_CRASH_MESSAGES / POSTERN_CRASH_KILL_AFTER shrink the run for a quick local check.
@@ -13,8 +17,11 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : EndToEndTest(
     private const int Sessions = 20;
     private const string Trailer = "END-OF-CRASH-TEST-MESSAGE";
 
-    [Fact]
-    public async Task Delivers_every_acknowledged_message_after_kill_9_during_load()
+    [Theory]
+    [InlineData("kill -9")]
+    [InlineData("SIGTERM")]
+    [InlineData("SIGTERM twice")]
+    public async Task Delivers_every_acknowledged_message_after_a_stop_during_load(string stop)
     {
         var sink = Own(await SmtpSink.StartAsync(Directory, "tenant-mta"));
         var config = new PosternConfig
@@ -38,7 +45,32 @@ public sealed class CrashRecoveryTests(ITestOutputHelper output) : EndToEndTest(
             $"{KillAfterAcknowledged} acknowledged messages", () => $"acknowledged {proxy.AcknowledgedCount}\n{source.Output}\n{Diagnostics()}");
         Assert.False(source.HasExited, $"smtp-source finished before the kill (acknowledged {proxy.AcknowledgedCount}):\n{source.Output}");
 
-        Postern.Kill();
+        switch (stop)
+        {
+            case "kill -9":
+                Postern.Kill();
+                break;
+            case "SIGTERM":
+                // Graceful: stops accepting, answers open sessions 421 4.3.2, finishes what it holds, exits 0.
+                var graceful = Stopwatch.StartNew();
+                await Postern.StopAsync(TimeSpan.FromSeconds(90));
+                Assert.DoesNotContain("no exit after SIGTERM", Postern.ReadLog());
+                Assert.Contains("Stopping", Postern.ReadLog());
+                Output.WriteLine($"graceful stop took {graceful.Elapsed.TotalSeconds:0.0} s");
+                break;
+            case "SIGTERM twice":
+                // The second signal ends the process at once; the spool still holds every acknowledged message.
+                var pid = Postern.ServerPid!.Value;
+                ProcessInfo.Signal(pid, 15);
+                await Task.Delay(100);
+                ProcessInfo.Signal(pid, 15);
+                var quick = Stopwatch.StartNew();
+                await Poll.UntilAsync(() => !Postern.IsServing, TimeSpan.FromSeconds(5), "postern serve to exit at the second SIGTERM", Diagnostics);
+                Output.WriteLine($"exited {quick.Elapsed.TotalMilliseconds:0} ms after the second signal");
+                Assert.Contains("second signal", Postern.ReadLog());
+                Postern.Kill();
+                break;
+        }
         var ackedAtKill = proxy.AcknowledgedCount;
         // Without a server smtp-source's sessions fail; let it end before the restart so no new mail arrives.
         await source.WaitForExitAsync(TimeSpan.FromMinutes(1));

@@ -139,6 +139,14 @@ public sealed class ExchangeOnlineLoopTests(ITestOutputHelper output) : EndToEnd
         Assert.All(traces, t => Assert.Equal("delivered", t.State));
         Assert.Single(loop.Mailbox("bob@fabrikam.test"));
         Assert.Single(loop.Mailbox("alice@contoso.test"));
+
+        // No relay key or loop token in Postern's log, nor in what the emulator recorded, after the whole run.
+        var logs = Postern.ReadLog() + "\n" + loop.Diagnostics();
+        foreach (var tenant in new[] { contoso, fabrikam })
+        {
+            Assert.DoesNotContain(tenant.RelayKey, logs);
+            Assert.DoesNotContain(tenant.LoopToken, logs, StringComparison.OrdinalIgnoreCase);
+        }
     }
 
     [Fact]

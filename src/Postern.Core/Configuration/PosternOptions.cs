@@ -120,6 +120,20 @@ public sealed class PosternOptions
             yield return $"Postern:TenantLimits:MaxConcurrentTransactions '{TenantLimits.MaxConcurrentTransactions}' must be at least 1";
         if (TenantLimits.MaxSpoolBytes < 1)
             yield return $"Postern:TenantLimits:MaxSpoolBytes '{TenantLimits.MaxSpoolBytes}' must be at least 1";
+        foreach (var (name, value, minimum) in new[] { ("MaxRecipients", Smtp.MaxRecipients, 1), ("MaxConnectionsPerIp", Smtp.MaxConnectionsPerIp, 1),
+                     ("MaxConnections", Smtp.MaxConnections, 1), ("MaxCommandLineLength", Smtp.MaxCommandLineLength, 512),
+                     ("MaxTextLineLength", Smtp.MaxTextLineLength, 1000), ("MaxCommandsWithoutProgress", Smtp.MaxCommandsWithoutProgress, 1),
+                     ("MaxErrors", Smtp.MaxErrors, 1) })
+        {
+            if (value < minimum)
+                yield return $"Postern:Smtp:{name} '{value}' must be at least {minimum}";
+        }
+        if (Smtp.MaxMessageSize < 1024)
+            yield return $"Postern:Smtp:MaxMessageSize '{Smtp.MaxMessageSize}' must be at least 1024";
+        if (Smtp.IdleTimeout <= TimeSpan.Zero)
+            yield return $"Postern:Smtp:IdleTimeout '{Smtp.IdleTimeout}' must be positive";
+        if (Smtp.SessionTimeout <= TimeSpan.Zero)
+            yield return $"Postern:Smtp:SessionTimeout '{Smtp.SessionTimeout}' must be positive";
         if (MaxReceivedHeaders < 1)
             yield return $"Postern:MaxReceivedHeaders '{MaxReceivedHeaders}' must be at least 1";
         // Tenants publish CNAMEs into this zone; a typo would have them point at a name nobody serves.
@@ -200,6 +214,18 @@ public sealed class SmtpLimitOptions
     public int MaxConnections { get; set; } = 5000;
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
     public TimeSpan SessionTimeout { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>Longest command line, CRLF included (RFC 5321 §4.5.3.1.4: 512).</summary>
+    public int MaxCommandLineLength { get; set; } = 512;
+
+    /// <summary>Longest line of message content, CRLF included (RFC 5321 §4.5.3.1.6: 1000).</summary>
+    public int MaxTextLineLength { get; set; } = 1000;
+
+    /// <summary>Commands in a row that move no transaction forward (NOOP, RSET, VRFY, …) before 421 4.7.0.</summary>
+    public int MaxCommandsWithoutProgress { get; set; } = 100;
+
+    /// <summary>Refused commands in one session before 421 4.7.0.</summary>
+    public int MaxErrors { get; set; } = 20;
 }
 
 /// <summary>

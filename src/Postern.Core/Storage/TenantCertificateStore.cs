@@ -11,6 +11,19 @@ public sealed record StoredTenantCertificate(Guid TenantId, string Name, byte[] 
 /// </summary>
 public sealed class TenantCertificateStore(PosternDatabase database)
 {
+    /// <summary>Every tenant's certificate: tenant id and when it expires (for metrics and doctor).</summary>
+    public IReadOnlyList<(Guid TenantId, DateTimeOffset NotAfter)> Expiries()
+    {
+        using var connection = database.Open();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT tenant_id, not_after FROM tenant_certificates";
+        using var reader = command.ExecuteReader();
+        var list = new List<(Guid, DateTimeOffset)>();
+        while (reader.Read())
+            list.Add((Guid.Parse(reader.GetString(0)), DateTimeOffset.Parse(reader.GetString(1), CultureInfo.InvariantCulture)));
+        return list;
+    }
+
     public StoredTenantCertificate? Find(Guid tenantId)
     {
         using var connection = database.Open();

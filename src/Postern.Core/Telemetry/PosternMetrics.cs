@@ -59,6 +59,17 @@ public static partial class PosternMetrics
     /// <summary>Tenant id → name, for the tenant label; kept by the host from the routing table.</summary>
     public static Func<Guid, string?> TenantName { get; set; } = _ => null;
 
+    /// <summary>
+    /// Series that exist from the start at zero (Prometheus' advice for known label values): delivered, and each
+    /// enabled engine's errors, so a dashboard or alert on them has data before the first event.
+    /// </summary>
+    public static void Initialize(IEnumerable<string> engines)
+    {
+        Delivered.Add(0);
+        foreach (var engine in engines)
+            EngineErrors.Add(0, new KeyValuePair<string, object?>("engine", engine));
+    }
+
     /// <summary>Counts what a trace event says happened.</summary>
     public static void Observe(TraceEvent traceEvent)
     {

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Net;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
@@ -51,6 +52,19 @@ public static class ServeCommand
                 throw new PosternException($"--config '{file.FullName}' does not exist");
 
             await using var app = Build(file, dataDir, endPoint, settings);
+            // The first SIGTERM or Ctrl-C stops gracefully (the cancellation token); a second one ends the process at once.
+            var signals = 0;
+            void Second(PosixSignalContext context)
+            {
+                if (Interlocked.Increment(ref signals) < 2)
+                    return;
+                Console.Error.WriteLine($"{DateTime.UtcNow:yyyy-MM-dd HH:mm:ss.fff} warn: Postern[0] A second signal ({context.Signal}): exiting at once; " +
+                    "every acknowledged message is in the spool and is delivered at the next start");
+                Console.Error.Flush();
+                System.Diagnostics.Process.GetCurrentProcess().Kill();
+            }
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Second);
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Second);
             try
             {
                 await app.StartAsync(cancellationToken);
@@ -63,9 +77,11 @@ public static class ServeCommand
             {
                 throw new PosternException($"configuration: {ex.Message}");
             }
-            catch (IOException ex) when (ex.InnerException is System.Net.Sockets.SocketException || ex.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase))
+            catch (IOException ex) when (ex.Message.StartsWith("Failed to bind", StringComparison.Ordinal))
             {
-                throw new PosternException($"cannot listen for HTTP on {app.Services.GetRequiredService<IOptions<PosternOptions>>().Value.Http.EndPoint}: {ex.Message}");
+                // Kestrel's; the SMTP server's own bind failures already name their listener.
+                throw new PosternException($"cannot listen for HTTP on {app.Services.GetRequiredService<IOptions<PosternOptions>>().Value.Http.EndPoint} " +
+                    $"(Postern:Http:EndPoint): {ex.Message}");
             }
             catch (System.Net.Sockets.SocketException ex)
             {

@@ -27,9 +27,23 @@ public sealed class NodeGauges
             description: "SMTP sessions open now.");
         meter.CreateObservableGauge("postern.quarantine.messages", () => Read().Held, description: "Messages held in the quarantine.");
         meter.CreateObservableGauge("postern.quarantine.size", () => Read().HeldBytes, unit: "By", description: "Bytes held in the quarantine.");
+        meter.CreateObservableGauge("postern.certificate.expiry_timestamp", Expiries, unit: "s",
+            description: "When each certificate the node presents expires (Unix time): each region's, and each tenant's.");
         meter.CreateObservableGauge("postern.build.info", () => new Measurement<int>(1,
                 new KeyValuePair<string, object?>("version", PosternMetrics.Version), new KeyValuePair<string, object?>("runtime", Environment.Version.ToString())),
             description: "Always 1: the version of Postern and of .NET this node runs.");
+    }
+
+    private IEnumerable<Measurement<long>> Expiries()
+    {
+        if (_service.Node is not { RegionCertificates: { } regions, Database: { } database } node)
+            yield break;
+        foreach (var region in Core.Tenants.Region.All)
+            yield return new Measurement<long>(new DateTimeOffset(regions.For(region).NotAfter.ToUniversalTime()).ToUnixTimeSeconds(),
+                new KeyValuePair<string, object?>("kind", "region"), new KeyValuePair<string, object?>("name", region));
+        foreach (var (tenant, notAfter) in new Core.Storage.TenantCertificateStore(database).Expiries())
+            yield return new Measurement<long>(notAfter.ToUnixTimeSeconds(),
+                new KeyValuePair<string, object?>("kind", "tenant"), new KeyValuePair<string, object?>("name", node.TenantName(tenant) ?? tenant.ToString()));
     }
 
     private (DateTime At, IReadOnlyList<QueueState> Queue, long Held, long HeldBytes) Read()

@@ -47,6 +47,12 @@ public sealed class PosternNode : IAsyncDisposable
 
     public PosternDatabase? Database => _database;
 
+    /// <summary>The regions' certificates the listeners present (null before start).</summary>
+    public RegionCertificates? RegionCertificates { get; private set; }
+
+    /// <summary>Tenant id → name in the configuration now loaded.</summary>
+    public Func<Guid, string?> TenantName { get; private set; } = _ => null;
+
     public string SpoolDirectory => Path.Combine(_options.DataDir, "spool");
 
     /// <summary>The enabled network engines (clamd, Rspamd) and how to ask each whether it answers.</summary>
@@ -61,6 +67,8 @@ public sealed class PosternNode : IAsyncDisposable
         Core.Telemetry.PosternMetrics.TenantLabel = _options.Metrics.TenantLabel;
         Core.Telemetry.PosternMetrics.TenantName = id => routing.Current.FindTenant(id)?.Name;
         var certificates = new RegionCertificates(_options, _loggerFactory.CreateLogger<RegionCertificates>());
+        RegionCertificates = certificates;
+        TenantName = id => routing.Current.FindTenant(id)?.Name;
         _trace = new TraceWriter(_database, _loggerFactory.CreateLogger<TraceWriter>());
         _spool = new MessageSpool(Path.Combine(_options.DataDir, "spool"), _loggerFactory.CreateLogger<MessageSpool>());
         var recovered = _spool.Recover();
@@ -113,6 +121,10 @@ public sealed class PosternNode : IAsyncDisposable
             MaxConnections = _options.Smtp.MaxConnections,
             IdleTimeout = _options.Smtp.IdleTimeout,
             SessionTimeout = _options.Smtp.SessionTimeout,
+            MaxCommandLineLength = _options.Smtp.MaxCommandLineLength,
+            MaxTextLineLength = _options.Smtp.MaxTextLineLength,
+            MaxCommandsWithoutProgress = _options.Smtp.MaxCommandsWithoutProgress,
+            MaxErrors = _options.Smtp.MaxErrors,
         };
         _server = new SmtpServer(listeners, limits, handler, _loggerFactory);
         await _server.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -157,6 +169,7 @@ public sealed class PosternNode : IAsyncDisposable
             engines.Add(new Core.Scanning.Engines.UrlEngine(scanning.Urls));
         if (scanning.Impersonation.Enabled)
             engines.Add(new Core.Scanning.Engines.ImpersonationEngine(scanning.Impersonation));
+        Core.Telemetry.PosternMetrics.Initialize(engines.Select(e => e.Name));
         _logger.LogInformation("Scanning with {Engines}", engines.Count == 0 ? "no engines" : string.Join(", ", engines.Select(e => e.Name)));
         return new ScanningPipeline(engines, scanning.EngineTimeout, _loggerFactory.CreateLogger<ScanningPipeline>());
     }

@@ -42,6 +42,25 @@ public static partial class TenantSetup
         (await postern.RunCliAsync([.. args])).EnsureSuccess();
     }
 
+    /// <summary>Waits until the running server has loaded the configuration generation the database holds now.</summary>
+    public static async Task WaitForConfigurationLoadedAsync(this PosternProcess postern)
+    {
+        long generation;
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(postern.DataDirectory, "postern.db")};Pooling=False"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "SELECT generation FROM config_generation WHERE id = 1";
+            generation = Convert.ToInt64(command.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        }
+        await Poll.UntilAsync(() => ReloadedGeneration().Matches(postern.ReadLog())
+                .Any(m => long.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= generation),
+            TimeSpan.FromSeconds(15), $"the server to load configuration generation {generation}", () => postern.ReadLogTail());
+    }
+
+    [GeneratedRegex(@"Configuration reloaded \(generation (\d+),")]
+    private static partial Regex ReloadedGeneration();
+
     [GeneratedRegex(@"^\s*Loop token:\s*([0-9A-Fa-f]+)\s*$", RegexOptions.Multiline)]
     private static partial Regex LoopTokenLine();
 }
