@@ -19,6 +19,7 @@ public static class PosternCommands
         QuarantineCommands.Create(cli),
         PolicyCommands.Create(cli),
         DkimCommands.Create(cli),
+        DoctorCommand.Create(cli),
         DemoCommand.Create(cli),
     };
 }
